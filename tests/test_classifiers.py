@@ -1,0 +1,296 @@
+"""Properties of the differentiable classifier wrapper, the logit helpers and the offline loaders."""
+
+from __future__ import annotations
+
+import re
+import socket
+
+import pytest
+import timm
+import torch
+import torch.nn.functional as F
+import torchvision
+import torchvision.transforms.v2.functional as TF
+from safetensors.torch import save_file
+from timm.data import resolve_model_data_config
+from torch import nn
+
+from ldce.classifiers import (
+    ClassifierWrapper,
+    Preprocess,
+    confidence,
+    is_binary,
+    module_classifier,
+    predict,
+    read_state_dict,
+    target_log_likelihood,
+    target_probability,
+    timm_classifier,
+    torchvision_classifier,
+)
+
+MEAN, STD = (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)
+
+
+class TinyNet(nn.Module):
+    """Conv + BatchNorm + Dropout + linear head: enough to see train/eval differences."""
+
+    def __init__(self, num_classes: int = 3, in_channels: int = 3) -> None:
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(in_channels, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU())
+        self.dropout = nn.Dropout(0.5)
+        self.head = nn.Linear(4, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(self.features(x).mean(dim=(2, 3))))
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any socket connection attempt fails the test."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a classifier loader tried to reach the network")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def images(batch: int = 2, height: int = 48, width: int = 64, seed: int = 0) -> torch.Tensor:
+    return torch.rand(batch, 3, height, width, generator=torch.Generator().manual_seed(seed))
+
+
+def test_gradients_reach_input_image_through_resize_crop_normalise() -> None:
+    """d logits / d x exists, is finite and non-zero, while the classifier's parameters get no grad."""
+    torch.manual_seed(0)
+    wrapper = ClassifierWrapper(TinyNet(), resize=40, crop=32, mean=MEAN, std=STD)
+    x = images().requires_grad_(True)
+    wrapper(x).logsumexp(dim=-1).sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+    assert all(not p.requires_grad and p.grad is None for p in wrapper.parameters())
+
+
+@pytest.mark.parametrize(("height", "width"), [(48, 64), (64, 48), (50, 50), (45, 55)])
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic"])
+def test_preprocess_matches_torchvision_resize_crop_normalize(height: int, width: int, interpolation: str) -> None:
+    """Preprocess == torchvision resize(shorter side, antialias=False) → center_crop → normalize."""
+    x = images(height=height, width=width)
+    ours = Preprocess(resize=40, crop=32, mean=MEAN, std=STD, interpolation=interpolation)(x)
+    mode = getattr(TF.InterpolationMode, interpolation.upper())
+    theirs = TF.normalize(TF.center_crop(TF.resize(x, [40], interpolation=mode, antialias=False), [32]), MEAN, STD)
+    assert ours.shape == theirs.shape == (2, 3, 32, 32)
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+
+
+def test_centre_crop_rounds_odd_margins_like_torchvision() -> None:
+    """Crop offsets are int(round(margin / 2)), as torchvision's center_crop (margins 13 and 23 here)."""
+    x = images(height=45, width=55)
+    torch.testing.assert_close(Preprocess(crop=32)(x), TF.center_crop(x, [32]), rtol=0, atol=0)
+
+
+def test_preprocess_grayscale_uses_luminance_weights_and_one_channel() -> None:
+    """channels="grayscale" gives 0.299 R + 0.587 G + 0.114 B, normalised with one-channel mean/std."""
+    x = images()
+    ours = Preprocess(mean=(0.5,), std=(0.25,), channels="grayscale")(x)
+    luma = 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
+    torch.testing.assert_close(ours, (luma - 0.5) / 0.25)
+    torch.testing.assert_close(ours * 0.25 + 0.5, TF.rgb_to_grayscale(x), atol=1e-3, rtol=0)
+
+
+def test_preprocess_without_arguments_is_identity() -> None:
+    """All steps None: the input passes unchanged."""
+    x = images()
+    assert torch.equal(Preprocess()(x), x)
+
+
+def test_wrapper_stays_in_eval_after_train_call() -> None:
+    """.train() (as a Lightning trainer would call it) leaves BatchNorm/Dropout in eval: outputs are deterministic."""
+    torch.manual_seed(0)
+    wrapper = ClassifierWrapper(TinyNet())
+    returned = wrapper.train()
+    assert returned is wrapper
+    assert not any(module.training for module in wrapper.modules())
+    x = images()
+    torch.testing.assert_close(wrapper(x), wrapper(x), rtol=0, atol=0)
+    wrapper.model.train(False)
+    torch.testing.assert_close(wrapper(x), wrapper.model(x))
+
+
+def test_parameters_are_frozen() -> None:
+    """All inner parameters have requires_grad False after wrapping."""
+    wrapper = ClassifierWrapper(TinyNet())
+    assert all(not p.requires_grad for p in wrapper.parameters())
+
+
+def test_binary_index_selects_that_logit_of_a_multi_logit_head() -> None:
+    """binary_index=i returns logits[:, i] with shape (B,)."""
+    torch.manual_seed(0)
+    model = TinyNet(num_classes=3)
+    x = images(batch=4)
+    full = ClassifierWrapper(model)(x)
+    for index in range(3):
+        picked = ClassifierWrapper(model, binary_index=index)(x)
+        assert picked.shape == (4,) and is_binary(picked)
+        torch.testing.assert_close(picked, full[:, index], rtol=0, atol=0)
+    assert not is_binary(full)
+
+
+def test_target_log_likelihood_multiclass_is_log_softmax_at_target_and_per_sample() -> None:
+    """Multi-class: log_softmax(logits)[b, y_b]; a sample's value does not depend on the rest of the batch."""
+    logits = torch.randn(5, 7, generator=torch.Generator().manual_seed(1)) * 3
+    targets = torch.tensor([0, 6, 3, 3, 2])
+    value = target_log_likelihood(logits, targets)
+    expected = torch.stack([F.log_softmax(logits[b], dim=-1)[targets[b]] for b in range(5)])
+    torch.testing.assert_close(value, expected)
+    alone = torch.cat([target_log_likelihood(logits[b : b + 1], targets[b : b + 1]) for b in range(5)])
+    torch.testing.assert_close(value, alone)
+
+
+def test_target_log_likelihood_binary_is_minus_bce_per_sample() -> None:
+    """Binary: -BCEWithLogits(l_b, y_b) = log σ(±l_b) per sample, independent of the rest of the batch."""
+    logits = torch.tensor([-4.0, -0.5, 0.0, 0.7, 30.0])
+    targets = torch.tensor([1, 0, 1, 1, 0])
+    value = target_log_likelihood(logits, targets)
+    expected = torch.stack(
+        [-F.binary_cross_entropy_with_logits(logits[b], targets[b].float()) for b in range(5)]
+    )
+    torch.testing.assert_close(value, expected)
+    torch.testing.assert_close(value, F.logsigmoid(torch.where(targets.bool(), logits, -logits)))
+    alone = torch.cat([target_log_likelihood(logits[b : b + 1], targets[b : b + 1]) for b in range(5)])
+    torch.testing.assert_close(value, alone)
+
+
+def test_target_probability_matches_softmax_and_sigmoid() -> None:
+    """p(y_t): softmax at the target (multi-class), σ(l) for target 1 and 1 − σ(l) for target 0 (binary)."""
+    logits = torch.randn(4, 5, generator=torch.Generator().manual_seed(2))
+    targets = torch.tensor([4, 0, 2, 2])
+    torch.testing.assert_close(target_probability(logits, targets), logits.softmax(-1)[torch.arange(4), targets])
+    torch.testing.assert_close(target_probability(logits, targets).log(), target_log_likelihood(logits, targets))
+    binary = torch.tensor([-2.0, 0.3, 1.5, -0.1])
+    bits = torch.tensor([1, 0, 1, 0])
+    expected = torch.where(bits.bool(), binary.sigmoid(), 1 - binary.sigmoid())
+    torch.testing.assert_close(target_probability(binary, bits), expected)
+
+
+def test_predict_and_confidence_give_the_predicted_class_and_its_probability() -> None:
+    """predict = argmax / (logit > 0); confidence = max softmax / σ(|logit|)."""
+    logits = torch.tensor([[1.0, 3.0, 0.0], [2.0, -1.0, 0.5]])
+    assert predict(logits).tolist() == [1, 0]
+    torch.testing.assert_close(confidence(logits), logits.softmax(-1).max(-1).values)
+    binary = torch.tensor([-2.0, 0.5])
+    assert predict(binary).tolist() == [0, 1]
+    torch.testing.assert_close(confidence(binary), binary.abs().sigmoid())
+
+
+def test_timm_loader_reproduces_the_saved_model_offline(tmp_path, no_network) -> None:
+    """A random timm test_resnet saved as safetensors loads to identical logits, with timm's data config."""
+    torch.manual_seed(0)
+    reference = timm.create_model("test_resnet", pretrained=False, num_classes=5).eval()
+    path = tmp_path / "test_resnet.safetensors"
+    save_file(reference.state_dict(), path)
+    wrapper = timm_classifier("test_resnet", str(path), num_classes=5)
+    config = resolve_model_data_config(reference)
+    size = config["input_size"][-1]
+    x = images(height=size + 16, width=size + 32)
+    mode = getattr(TF.InterpolationMode, config["interpolation"].upper())
+    resized = TF.resize(x, [int(size / config["crop_pct"])], interpolation=mode, antialias=False)
+    expected = reference(TF.normalize(TF.center_crop(resized, [size]), config["mean"], config["std"]))
+    torch.testing.assert_close(wrapper(x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_torchvision_loader_reproduces_resnet18_with_imagenet_preprocessing(tmp_path, no_network) -> None:
+    """A random torchvision resnet18 saved as a torch file loads to identical logits (resize 256, crop 224)."""
+    torch.manual_seed(0)
+    reference = torchvision.models.resnet18(num_classes=10).eval()
+    path = tmp_path / "resnet18.pth"
+    torch.save(reference.state_dict(), path)
+    wrapper = torchvision_classifier("resnet18", str(path), num_classes=10, binary_index=3)
+    x = images(height=256, width=288)
+    expected = reference(TF.normalize(TF.center_crop(x, [224]), [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]))
+    torch.testing.assert_close(wrapper(x), expected[:, 3], rtol=1e-5, atol=1e-5)
+
+
+def test_torchvision_loader_reads_legacy_densenet_keys(tmp_path) -> None:
+    """torchvision's published DenseNet files name layers "norm.1" instead of "norm1": they load all the same."""
+    torch.manual_seed(0)
+    reference = torchvision.models.densenet121(num_classes=3).eval()
+    legacy = re.compile(r"(denselayer\d+\.(?:norm|relu|conv))([12])\.")
+    path = tmp_path / "densenet121.pth"
+    torch.save({legacy.sub(r"\1.\2.", k): v for k, v in reference.state_dict().items()}, path)
+    assert "features.denseblock1.denselayer1.norm.1.weight" in torch.load(path)
+    wrapper = torchvision_classifier("densenet121", str(path), num_classes=3, resize=None, crop=None)
+    x = images(height=64, width=64)
+    expected = reference(TF.normalize(x, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]))
+    torch.testing.assert_close(wrapper(x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_module_loader_reads_a_nested_state_dict_with_prefix(tmp_path) -> None:
+    """module_classifier imports by dotted path and loads {"model_state_dict": {"module." + key: ...}}."""
+    torch.manual_seed(0)
+    reference = TinyNet(num_classes=2, in_channels=1).eval()
+    path = tmp_path / "checkpoint.pt"
+    state = {f"module.{k}": v for k, v in reference.state_dict().items()}
+    torch.save({"epoch": 3, "model_state_dict": state}, path)
+    wrapper = module_classifier(
+        f"{__name__}.TinyNet",
+        {"num_classes": 2, "in_channels": 1},
+        str(path),
+        state_dict_key="model_state_dict",
+        strip_prefix="module.",
+        channels="grayscale",
+        mean=(0.5,),
+        std=(0.5,),
+    )
+    x = images()
+    gray = 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
+    torch.testing.assert_close(wrapper(x), reference((gray - 0.5) / 0.5))
+
+
+def test_nested_file_without_key_names_the_file_and_asks_for_the_key(tmp_path) -> None:
+    """A checkpoint dict read without state_dict_key is rejected with the file name, not loaded half-way."""
+    path = tmp_path / "checkpoint.pt"
+    torch.save({"epoch": 3, "model_state_dict": TinyNet().state_dict()}, path)
+    with pytest.raises(ValueError, match="checkpoint.pt.*state_dict_key"):
+        read_state_dict(path)
+    with pytest.raises(ValueError, match="checkpoint.pt.*'state_dict'"):
+        read_state_dict(path, key="state_dict")
+
+
+def test_missing_weights_file_raises_naming_the_file(tmp_path) -> None:
+    """A missing file raises FileNotFoundError with its path, for every loader."""
+    missing = tmp_path / "nowhere.safetensors"
+    with pytest.raises(FileNotFoundError, match="nowhere.safetensors"):
+        timm_classifier("test_resnet", str(missing))
+    with pytest.raises(FileNotFoundError, match="nowhere.safetensors"):
+        torchvision_classifier("resnet18", str(missing))
+    with pytest.raises(FileNotFoundError, match="nowhere.safetensors"):
+        module_classifier(f"{__name__}.TinyNet", None, str(missing))
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pth"])
+def test_truncated_weights_file_raises_naming_the_file(tmp_path, suffix: str) -> None:
+    """A file cut in half raises ValueError with its path (safetensors and torch formats)."""
+    path = tmp_path / f"cut{suffix}"
+    state = TinyNet().state_dict()
+    save_file(state, path) if suffix == ".safetensors" else torch.save(state, path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ValueError, match=f"cut{suffix}.*truncated"):
+        module_classifier(f"{__name__}.TinyNet", None, str(path))
+
+
+def test_wrong_architecture_weights_raise_naming_the_mismatch(tmp_path) -> None:
+    """Weights of another architecture or head size raise ValueError naming the file, keys and shapes."""
+    path = tmp_path / "resnet18.safetensors"
+    save_file(torchvision.models.resnet18(num_classes=10).state_dict(), path)
+    with pytest.raises(ValueError, match=r"resnet18.safetensors do not fit torchvision model 'resnet34'.*missing keys"):
+        torchvision_classifier("resnet34", str(path), num_classes=10)
+    with pytest.raises(ValueError, match=r"shape mismatches.*fc.weight: file \(10, 512\) vs model \(7, 512\)"):
+        torchvision_classifier("resnet18", str(path), num_classes=7)
+    with pytest.raises(ValueError, match=r"resnet18.safetensors do not fit timm model 'test_resnet'.*unexpected keys"):
+        timm_classifier("test_resnet", str(path))
+
+
+def test_unknown_class_path_raises_naming_it() -> None:
+    """module_classifier with a class path that does not import raises ValueError naming the path."""
+    with pytest.raises(ValueError, match="no_such_module.Net"):
+        module_classifier("no_such_module.Net")
