@@ -50,13 +50,13 @@ class Task:
 class StepRecord:
     """What one step saw, for progress displays and videos.
 
-    index: DDIM grid index ``i``; timestep: ``τ_i``; clean_image: ``clamp(x̂0, 0, 1)``
+    index: DDIM grid index ``i``; timestep: ``τ_i`` (0-dim int64, on the latent's device); clean_image: ``clamp(x̂0, 0, 1)``
     ``(B, 3, H, W)``; target_probability: ``(B,)`` (``None`` without a classifier);
     consensus_mask: bool ``(B, h, w)`` (``None`` unless guidance is projected).
     """
 
     index: int
-    timestep: int
+    timestep: Tensor
     clean_image: Tensor
     target_probability: Tensor | None
     consensus_mask: Tensor | None
@@ -101,7 +101,7 @@ def guided_noise(e_u: Tensor, implicit: Tensor, classifier_score: Tensor, distan
 
 def _image_gradients(classifier: nn.Module, image: Tensor, task: Task, p: int) -> tuple[Tensor, Tensor, Tensor]:
     """Image-space gradients of ``L_c`` and ``L_d`` and the target probability, each per sample."""
-    probe = image.detach().requires_grad_(True)
+    probe = image.detach().float().requires_grad_(True)
     logits = classifier(probe)
     (grad_c,) = torch.autograd.grad(target_log_likelihood(logits, task.targets).sum(), probe)
     (grad_d,) = torch.autograd.grad(distance_loss(probe, task.images, p).sum(), probe)
@@ -119,21 +119,21 @@ def guided_step(
     t = timestep.expand(z.shape[0])
     z = z.detach().requires_grad_(config.guidance != "free")
     with torch.no_grad():
-        e_c = backbone.eps(z, t, task.cond)
+        e_c = backbone.eps(z, t, task.cond).float()
     with torch.set_grad_enabled(config.guidance != "free"):
-        e_u = backbone.eps(z, t, task.null)
+        e_u = backbone.eps(z, t, task.null).float()
         image = backbone.decode(predicted_clean_latent(z, e_u, alpha))
     implicit, probability, mask = e_c - e_u.detach(), None, None
     if config.guidance == "free":
         eps = e_u + config.scale * implicit
     else:
         grad_c, grad_d, probability = _image_gradients(classifier, image, task, config.lp_custom)
-        (g_c,) = torch.autograd.grad(image, z, grad_c, retain_graph=True)
-        (g_d,) = torch.autograd.grad(image, z, grad_d)
+        (g_c,) = torch.autograd.grad(image, z, grad_c.to(image.dtype), retain_graph=True)
+        (g_d,) = torch.autograd.grad(image, z, grad_d.to(image.dtype))
         score_scale = -torch.sqrt(1.0 - alpha)
         eps, mask = guided_noise(e_u.detach(), implicit, score_scale * g_c, score_scale * g_d, config)
     z_prev = ddim_update(z.detach(), eps, alpha, grid.alphas_prev[index], grid.sigmas[index], noise)
-    record = StepRecord(index, int(timestep), image.detach().clamp(0.0, 1.0), probability, mask)
+    record = StepRecord(index, timestep, image.detach().float().clamp(0.0, 1.0), probability, mask)
     return z_prev, record
 
 
