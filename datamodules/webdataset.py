@@ -1,0 +1,284 @@
+"""WebDataset input for ``Trainer.predict``: every sample exactly once over ranks × workers, robust decoding.
+
+Shards are split first by rank (``RankSplitter``, from ``trainer.global_rank`` / ``trainer.world_size``),
+then by dataloader worker (``webdataset.split_by_worker``); no resampling, no epochs, no shuffling.
+Balance is per shard: a rank or worker without a shard yields no batch.
+
+Batch contract (a dict per batch; B = good samples in it, H = W = ``image_size``):
+
+* ``key``: ``list[str]`` (B) sample keys
+* ``image``: ``FloatTensor (B, 3, H, W)`` in [0, 1] (shape ``(0, 3, H, W)`` when B = 0)
+* ``label``: ``LongTensor (B,)``
+* ``target``: ``LongTensor (B,)``, -1 where the sample has no target
+* ``index``: ``LongTensor (B,)``, -1 where unknown
+* ``meta``: ``list[dict]`` (B) the sample's JSON dict (``{}`` when absent)
+* ``failed``: ``list[dict]`` ``{"key": str, "reason": str}`` for each sample that could not be used
+  (corrupt/truncated/missing image, missing/invalid label, invalid JSON); it never raises.
+* ``skipped``: ``list[str]`` keys in ``skip_keys`` (already done), passed over without decoding
+
+Images: the first present of ``IMAGE_EXTENSIONS`` is decoded fully by PIL (truncation is detected
+unless ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` was set), converted to RGB (grayscale and palette are
+expanded; transparency is composited onto white), then resized (bicubic): ``center_crop`` resizes the
+shorter side to ``image_size`` and crops the centre, ``resize`` squashes to ``image_size²``.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+from collections.abc import Iterable, Iterator
+from functools import partial
+from typing import Literal
+
+import numpy as np
+import torch
+import webdataset
+from lightning.pytorch import LightningDataModule
+from PIL import Image
+from torch.utils.data import DataLoader
+
+from ldce.datamodules.shards import IMAGE_EXTENSIONS
+
+ResizeMode = Literal["center_crop", "resize"]
+_ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+
+
+SKIPPED = "__skipped__"
+
+
+class SampleError(ValueError):
+    """A sample that cannot be used; it becomes a failure record."""
+
+
+class RankSplitter:
+    """WebDataset node splitter: shard i goes to rank ``i % world_size`` (picklable for spawn workers)."""
+
+    def __init__(self, rank: int, world_size: int) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
+        self.rank, self.world_size = rank, world_size
+
+    def __call__(self, shards: Iterable[dict]) -> Iterator[dict]:
+        """Yield this rank's shards (``dict(url=…)``) of the full shard stream."""
+        yield from itertools.islice(shards, self.rank, None, self.world_size)
+
+
+class SkipMarker:
+    """``map`` function: a sample whose ``__key__`` is in ``skip_keys`` becomes a bare skip marker.
+
+    Its entries are dropped before any decoding; the key travels on so that it is counted.
+    """
+
+    def __init__(self, skip_keys: Iterable[str]) -> None:
+        self.skip_keys = frozenset(skip_keys)
+
+    def __call__(self, sample: dict) -> dict:
+        return {"__key__": sample["__key__"], SKIPPED: True} if sample["__key__"] in self.skip_keys else sample
+
+
+def expand_urls(urls: str | list[str]) -> list[str]:
+    """Shard URLs after WebDataset's expansion (``::`` lists, ``$WDS_`` variables, ``{000..009}`` braces)."""
+    items = [urls] if isinstance(urls, str) else urls
+    if not isinstance(items, list) or not items or not all(isinstance(u, str) and u.strip() for u in items):
+        raise ValueError(f"urls must be a non-empty string or list of non-empty strings, got {urls!r}")
+    return [url for item in items for url in webdataset.shardlists.expand_urls(item)]
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """RGB copy of ``image``; transparent pixels (alpha channel or ``transparency`` info) over white."""
+    if image.mode not in _ALPHA_MODES and "transparency" not in image.info:
+        return image.convert("RGB")
+    rgba = image.convert("RGBA")
+    return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
+
+
+def fit(image: Image.Image, size: int, mode: ResizeMode) -> Image.Image:
+    """``image`` resized to ``size × size``: squashed (``resize``) or shorter side + centre crop."""
+    if mode == "resize":
+        return image.resize((size, size), Image.Resampling.BICUBIC)
+    width, height = image.size
+    scale = size / min(width, height)
+    width, height = max(size, round(width * scale)), max(size, round(height * scale))
+    left, top = (width - size) // 2, (height - size) // 2
+    return image.resize((width, height), Image.Resampling.BICUBIC).crop((left, top, left + size, top + size))
+
+
+def decode_image(data: bytes, size: int, mode: ResizeMode) -> torch.Tensor:
+    """Encoded image bytes → ``FloatTensor (3, size, size)`` in [0, 1]."""
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()  # decode everything now, so that truncated data raises here
+        rgb = fit(to_rgb(image), size, mode)
+    return torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1).float().div_(255.0)
+
+
+def _to_int(value: object, field: str) -> int | None:
+    """A non-negative int from a ``.cls`` entry (bytes) or a JSON value; ``None`` stays ``None``."""
+    if value is None:
+        return None
+    if isinstance(value, (bytes, str)):
+        text = value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise SampleError(f"invalid {field} {text!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise SampleError(f"invalid {field} {value!r}")
+    return value
+
+
+class SampleDecoder:
+    """``map`` function: raw WebDataset sample → good record or failure record ``{"key", "reason"}``."""
+
+    def __init__(self, image_size: int, resize_mode: ResizeMode, label_key: str, target_key: str, meta_key: str):
+        self.image_size, self.resize_mode = image_size, resize_mode
+        self.label_key, self.target_key, self.meta_key = label_key, target_key, meta_key
+
+    def __call__(self, sample: dict) -> dict:
+        key = sample["__key__"]
+        if sample.get(SKIPPED):
+            return {"key": key, "skipped": True}
+        try:
+            return {"key": key, **self._decode(sample)}
+        except Exception as error:  # one unusable sample must not end the run: it is reported instead
+            return {"key": key, "reason": f"{type(error).__name__}: {error}"}
+
+    def _decode(self, sample: dict) -> dict:
+        """Labels first (cheap), then the image; raises on anything unusable."""
+        meta = self._meta(sample)
+        label = self._field(sample, self.label_key, meta, "label")
+        if label is None:
+            raise SampleError(f"missing label (no {self.label_key!r} entry, no 'label' in {self.meta_key!r})")
+        target = self._field(sample, self.target_key, meta, "target")
+        index = _to_int(meta.get("index"), "index")
+        image_ext = next((ext for ext in IMAGE_EXTENSIONS if ext in sample), None)
+        if image_ext is None:
+            raise SampleError(f"missing image (none of {', '.join(IMAGE_EXTENSIONS)})")
+        image = decode_image(sample[image_ext], self.image_size, self.resize_mode)
+        return {
+            "image": image,
+            "label": label,
+            "target": -1 if target is None else target,
+            "index": -1 if index is None else index,
+            "meta": meta,
+        }
+
+    def _meta(self, sample: dict) -> dict:
+        """The sample's JSON dict, ``{}`` when absent."""
+        raw = sample.get(self.meta_key)
+        meta = {} if raw is None else json.loads(raw)
+        if not isinstance(meta, dict):
+            raise SampleError(f"{self.meta_key!r} is not a JSON object")
+        return meta
+
+    @staticmethod
+    def _field(sample: dict, entry: str, meta: dict, field: str) -> int | None:
+        """The ``entry`` of the sample if present, else ``meta[field]``."""
+        return _to_int(sample[entry] if entry in sample else meta.get(field), field)
+
+
+def collate(records: list[dict], image_size: int) -> dict:
+    """Decoded records → the batch dict of the module docstring (failures go to ``failed``)."""
+    good = [r for r in records if "reason" not in r and "skipped" not in r]
+    images = [r["image"] for r in good]
+    return {
+        "key": [r["key"] for r in good],
+        "image": torch.stack(images) if images else torch.empty(0, 3, image_size, image_size),
+        "label": torch.tensor([r["label"] for r in good], dtype=torch.long),
+        "target": torch.tensor([r["target"] for r in good], dtype=torch.long),
+        "index": torch.tensor([r["index"] for r in good], dtype=torch.long),
+        "meta": [r["meta"] for r in good],
+        "failed": [{"key": r["key"], "reason": r["reason"]} for r in records if "reason" in r],
+        "skipped": [r["key"] for r in records if "skipped" in r],
+    }
+
+
+def _check_int(name: str, value: object, minimum: int) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is an int (not bool) ``>= minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _check_key(name: str, value: object) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is a non-empty string."""
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+
+
+class WebDatasetDataModule(LightningDataModule):
+    """Prediction data from WebDataset shards (see the module docstring for the batch contract).
+
+    Args:
+        urls: shard URLs: a local path, ``pipe:`` command or URL, brace patterns such as
+            ``"data/shard-{000000..000009}.tar"``, or a list of those.
+        batch_size: samples per batch (good and failed together); the last batch may be smaller.
+        num_workers: dataloader worker processes (0: load in the main process).
+        image_size: output height and width.
+        resize_mode: ``center_crop`` (shorter side to ``image_size``, centre crop) or ``resize`` (squash).
+        label_key / target_key / meta_key: sample entries of the label, the target and the JSON meta.
+        multiprocessing_context: start method of the workers (``None``: torch's default).
+
+    Set ``skip_keys`` (e.g. in a callback's ``setup``) before the dataloader is built to skip samples
+    already done: they are not decoded, and their keys arrive in the batch's ``skipped`` list.
+    """
+
+    def __init__(
+        self,
+        urls: str | list[str],
+        batch_size: int = 4,
+        num_workers: int = 0,
+        image_size: int = 256,
+        resize_mode: ResizeMode = "center_crop",
+        label_key: str = "cls",
+        target_key: str = "target.cls",
+        meta_key: str = "json",
+        multiprocessing_context: Literal["fork", "spawn", "forkserver"] | None = None,
+    ) -> None:
+        super().__init__()
+        self.urls = expand_urls(urls)
+        for name, value, minimum in (
+            ("batch_size", batch_size, 1),
+            ("num_workers", num_workers, 0),
+            ("image_size", image_size, 1),
+        ):
+            _check_int(name, value, minimum)
+        if resize_mode not in ("center_crop", "resize"):
+            raise ValueError(f"resize_mode must be 'center_crop' or 'resize', got {resize_mode!r}")
+        for name, value in (("label_key", label_key), ("target_key", target_key), ("meta_key", meta_key)):
+            _check_key(name, value)
+        if multiprocessing_context not in (None, "fork", "spawn", "forkserver"):
+            raise ValueError(
+                f"multiprocessing_context must be fork, spawn, forkserver or None, got {multiprocessing_context!r}"
+            )
+        self.batch_size, self.num_workers, self.image_size = batch_size, num_workers, image_size
+        self.multiprocessing_context = multiprocessing_context
+        self.decoder = SampleDecoder(image_size, resize_mode, label_key, target_key, meta_key)
+        self.skip_keys: set[str] = set()
+
+    def rank_and_world_size(self) -> tuple[int, int]:
+        """``(trainer.global_rank, trainer.world_size)``, or ``(0, 1)`` without a trainer."""
+        return (0, 1) if self.trainer is None else (self.trainer.global_rank, self.trainer.world_size)
+
+    def predict_dataset(self) -> webdataset.WebDataset:
+        """This rank's pipeline: shards → skip filter → decode → batches (dicts, see module docstring)."""
+        dataset = webdataset.WebDataset(
+            self.urls,
+            shardshuffle=False,
+            empty_check=False,
+            nodesplitter=RankSplitter(*self.rank_and_world_size()),
+            workersplitter=webdataset.split_by_worker,
+        )
+        if self.skip_keys:
+            dataset = dataset.map(SkipMarker(self.skip_keys))
+        return dataset.map(self.decoder).batched(
+            self.batch_size, collation_fn=partial(collate, image_size=self.image_size), partial=True
+        )
+
+    def predict_dataloader(self) -> DataLoader:
+        """A loader over ``predict_dataset()``; batching happens in the pipeline (``batch_size=None``)."""
+        return DataLoader(
+            self.predict_dataset(),
+            batch_size=None,
+            num_workers=self.num_workers,
+            multiprocessing_context=self.multiprocessing_context if self.num_workers > 0 else None,
+        )
