@@ -20,5 +20,5 @@ def test_wheel_installs_only_the_ldce_namespace(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     top_level = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
     assert top_level == {"ldce"}
-    for module in ("ldce/sampler.py", "ldce/consensus.py", "ldce/datamodules/__init__.py", "ldce/callbacks/__init__.py"):
+    for module in ("ldce/sampler.py", "ldce/consensus.py", "ldce/cli.py", "ldce/datamodules/__init__.py", "ldce/callbacks/__init__.py", "ldce/backbones/configs/v1-inference.yaml"):
         assert module in names
