@@ -45,3 +45,16 @@ def toy_classifier(seed: int = 1) -> nn.Module:
 
 def toy_images(n: int, seed: int = 2) -> Tensor:
     return torch.rand(n, 3, 8, 8, generator=torch.Generator().manual_seed(seed))
+
+
+class ToyClassifier(nn.Module):
+    """A small CNN over [0, 1] RGB images of any size, 10 classes (importable by class path in configs)."""
+
+    def __init__(self, num_classes: int = 10) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU(), nn.Conv2d(8, 16, 3, 2, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, num_classes)
+        )
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.net(images)

@@ -192,7 +192,7 @@ def load_compvis_state_dict(path: str | Path) -> dict[str, Tensor]:
     return state
 
 
-def _renamed(converted: dict[str, Tensor | None], source: dict[str, Tensor]) -> tuple[dict[str, Tensor], set[str]]:
+def renamed_tensors(converted: dict[str, Tensor | None], source: dict[str, Tensor]) -> tuple[dict[str, Tensor], set[str]]:
     """Drop ``None`` entries of a diffusers conversion and name the source keys it consumed.
 
     The helpers only rename and slice (conv 1×1 → linear keeps the data pointer), so a converted
@@ -206,7 +206,7 @@ def _renamed(converted: dict[str, Tensor | None], source: dict[str, Tensor]) -> 
     return kept, used
 
 
-def _ema_source(state: dict[str, Tensor], where: str) -> tuple[dict[str, Tensor], dict[str, str]]:
+def ema_source(state: dict[str, Tensor], where: str) -> tuple[dict[str, Tensor], dict[str, str]]:
     """UNet keys with LitEma's tensors: ``model.diffusion_model.X.Y`` ← ``model_ema.diffusion_modelXY``."""
     ema_of = {k: EMA_PREFIX + "".join(k.split(".")[1:]) for k in state if k.startswith(UNET_PREFIX)}
     absent = sorted(v for v in ema_of.values() if v not in state)
@@ -225,14 +225,14 @@ def convert_compvis_state_dict(
     """
     params, stage_config = spec.params, spec.first_stage_config
     if use_ema:
-        unet_source, ema_of = _ema_source(state, where)
+        unet_source, ema_of = ema_source(state, where)
     else:
         unet_source, ema_of = {k: v for k, v in state.items() if k.startswith(UNET_PREFIX)}, {}
-    unet_state, unet_used = _renamed(convert_ldm_unet_checkpoint(unet_source, spec.unet_config), unet_source)
+    unet_state, unet_used = renamed_tensors(convert_ldm_unet_checkpoint(unet_source, spec.unet_config), unet_source)
     ema_counters = {EMA_PREFIX + "decay", EMA_PREFIX + "num_updates"} if use_ema else set()
     used = {ema_of[k] for k in unet_used if k in ema_of} | ema_counters
     stage_source = {k: v for k, v in state.items() if k.startswith(FIRST_STAGE_PREFIX)}
-    stage_state, stage_used = _renamed(convert_ldm_vae_checkpoint(stage_source, stage_config), stage_source)
+    stage_state, stage_used = renamed_tensors(convert_ldm_vae_checkpoint(stage_source, stage_config), stage_source)
     codebook = FIRST_STAGE_PREFIX + "quantize.embedding.weight"
     if spec.first_stage_kind == "vq" and codebook in state:
         stage_state["quantize.embedding.weight"] = state[codebook]

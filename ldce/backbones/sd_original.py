@@ -81,7 +81,7 @@ def load_sd_checkpoint(checkpoint: str | Path, original_config: str | Path, use_
     unet_config = {**compvis.unet_config_from_ldm(params, where), "sample_size": params["image_size"]}
     _, vae_config = compvis.first_stage_config_from_ldm(params, where)
     if use_ema:
-        unet_source, _ = compvis._ema_source(state, where)
+        unet_source, _ = compvis.ema_source(state, where)
     else:
         unet_source = _with_prefix(state, UNET_PREFIX, where)
     vae_source = _with_prefix(state, FIRST_STAGE_PREFIX, where)
@@ -105,7 +105,7 @@ def _with_prefix(state: dict[str, Tensor], prefix: str, where: str) -> dict[str,
 
 def _convert(converted: dict[str, Tensor | None], source: dict[str, Tensor], where: str) -> dict[str, Tensor]:
     """The renamed float32 state dict; an error naming any source tensor the renaming left out."""
-    state, used = compvis._renamed(converted, source)
+    state, used = compvis.renamed_tensors(converted, source)
     unused = sorted(set(source) - used)
     if unused:
         raise CheckpointError(f"{where}: {len(unused)} tensors not consumed (config does not match the checkpoint?): "
