@@ -1,0 +1,99 @@
+"""The results folder: images and records written atomically, read back for resume and evaluation.
+
+Layout of ``<output_dir>``::
+
+    original/<key>.png, counterfactual/<key>.png   one pair per explained input
+    steps/<key>.gif                                  optional: x̂0 per step | consensus mask
+    records/<rank>-<id>.jsonl                        one part per batch and rank (a JSON line per input)
+    records.jsonl                                    all parts merged, newest record per key
+    summary.json, config.yaml
+
+Every file appears by ``rename`` of a finished temporary file, and a batch's record part is written
+after its images, so an input counts as done exactly when its record exists: a run killed at any
+moment leaves no half-written output that a restart would take for finished work.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import uuid
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from PIL import Image
+
+DONE, FAILED = "done", "failed"
+
+
+def file_stem(key: str) -> str:
+    """A file name for a sample key: path separators and other unsafe characters percent-quoted."""
+    return quote(key, safe="-_.,+=@")
+
+
+def atomic_write(path: Path, write: Any) -> None:
+    """Create ``path`` whole or not at all: ``write(file_object)`` goes to a temp file, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_image(image: Image.Image, path: Path, **params: Any) -> None:
+    atomic_write(path, lambda handle: image.save(handle, format=path.suffix.lstrip(".").upper(), **params))
+
+
+def write_records(output_dir: Path, rank: int, records: list[dict[str, Any]]) -> None:
+    """One record part for a batch of one rank."""
+    if records:
+        text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode()
+        atomic_write(output_dir / "records" / f"{rank}-{uuid.uuid4().hex}.jsonl", lambda handle: handle.write(text))
+
+
+def iter_records(output_dir: Path) -> Iterator[dict[str, Any]]:
+    """Every record of every part, in no particular order."""
+    for part in sorted((output_dir / "records").glob("*.jsonl")):
+        for line in part.read_text().splitlines():
+            yield json.loads(line)
+
+
+def latest_records(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The newest record per key (by ``written_at``)."""
+    latest: dict[str, dict[str, Any]] = {}
+    for record in records:
+        old = latest.get(record["key"])
+        if old is None or record["written_at"] >= old["written_at"]:
+            latest[record["key"]] = record
+    return latest
+
+
+def done_keys(output_dir: Path) -> set[str]:
+    """Keys whose newest record says done and whose image files exist."""
+    return {
+        key
+        for key, record in latest_records(iter_records(output_dir)).items()
+        if record["status"] == DONE and all((output_dir / f).is_file() for f in record["files"].values())
+    }
+
+
+def merge_records(output_dir: Path) -> list[dict[str, Any]]:
+    """Write ``records.jsonl``: the newest record per key, sorted by key. Returns those records."""
+    records = sorted(latest_records(iter_records(output_dir)).values(), key=lambda r: r["key"])
+    text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode()
+    atomic_write(output_dir / "records.jsonl", lambda handle: handle.write(text))
+    return records
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    text = (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
+    atomic_write(path, lambda handle: handle.write(text))

@@ -1,0 +1,73 @@
+"""``RunSummary``: metrics synced across ranks, counts and failures, written to ``summary.json``."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from lightning.pytorch import Callback, LightningModule, Trainer
+from torchmetrics import MeanMetric, MetricCollection, SumMetric
+
+from ldce.callbacks import store
+
+log = logging.getLogger(__name__)
+
+MEANS = ("flip_rate", "target_confidence", "l1", "l2")
+COUNTS = ("done", "skipped", "failed")
+
+
+def gather_lists(items: list[Any]) -> list[Any]:
+    """Concatenate a list from every rank (a collective: every rank must call it)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return list(items)
+    gathered: list[list[Any]] = [[] for _ in range(dist.get_world_size())]
+    dist.all_gather_object(gathered, items)
+    return [item for part in gathered for item in part]
+
+
+class RunSummary(Callback):
+    """Flip rate, mean target confidence, mean L1/L2 and counts over all ranks.
+
+    Every rank updates its metrics per batch and reaches the sync at the end of predict, also a
+    rank that got no input. Rank 0 writes ``<output_dir>/summary.json`` and logs the metrics.
+    """
+
+    def __init__(self, output_dir: str = "outputs") -> None:
+        self.output_dir = Path(output_dir)
+        self.metrics = MetricCollection({name: MeanMetric() for name in MEANS} | {name: SumMetric() for name in COUNTS})
+        self.failures: list[dict[str, str]] = []
+
+    def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.metrics = self.metrics.to(pl_module.device)
+        self.metrics.reset()
+        self.failures = []
+
+    def on_predict_batch_end(self, trainer, pl_module, outputs: dict[str, Any], batch, batch_idx, dataloader_idx=0) -> None:
+        device = pl_module.device
+        count = lambda n: torch.tensor(float(n), device=device)  # noqa: E731
+        self.metrics["done"].update(count(len(outputs["key"])))
+        self.metrics["skipped"].update(count(len(outputs["skipped"])))
+        self.metrics["failed"].update(count(len(outputs["failed"])))
+        self.failures.extend(outputs["failed"])
+        if outputs["key"]:
+            flipped = (outputs["prediction"] == outputs["target"]).float()
+            for name, value in (("flip_rate", flipped), ("target_confidence", outputs["target_confidence"]), ("l1", outputs["l1"]), ("l2", outputs["l2"])):
+                self.metrics[name].update(value.to(device))
+
+    def on_predict_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        values = {name: float(v) for name, v in self.metrics.compute().items()}
+        failures = gather_lists(self.failures)
+        if not trainer.is_global_zero:
+            return
+        summary = {
+            "counts": {name: int(values[name]) for name in COUNTS},
+            "failed": sorted(failures, key=lambda f: f["key"]),
+            "metrics": {name: (values[name] if values["done"] else None) for name in MEANS},
+        }
+        store.write_json(self.output_dir / "summary.json", summary)
+        log.info("summary: %s", summary["counts"] | {k: v for k, v in summary["metrics"].items() if v is not None})
+        if trainer.logger is not None and values["done"]:
+            trainer.logger.log_metrics({f"summary/{name}": values[name] for name in MEANS + COUNTS})

@@ -1,0 +1,50 @@
+"""Pictures of counterfactuals: panels (original | counterfactual | |difference| | consensus) and grids."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+from torch import Tensor
+from torch.nn import functional as F
+
+
+def to_uint8(image: Tensor) -> np.ndarray:
+    """``(3, H, W)`` float in [0, 1] → ``(H, W, 3)`` uint8 (W&B saves float images as black)."""
+    return (image.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
+
+def heat(values: Tensor) -> Tensor:
+    """``(H, W)`` in [0, 1] → ``(3, H, W)``: a dark-blue → yellow ramp, easy to read on any image."""
+    v = values.float().clamp(0, 1)
+    return torch.stack([v, 0.2 + 0.7 * v, 0.6 * (1 - v)])
+
+
+def panel(original: Tensor, counterfactual: Tensor, consensus: Tensor | None = None) -> np.ndarray:
+    """One row: original | counterfactual | |difference| (normalised) | consensus map (if given).
+
+    original, counterfactual: ``(3, H, W)`` in [0, 1]; consensus: ``(h, w)`` share of steps in
+    consensus, upsampled to ``(H, W)``. Returns ``(H, k·W, 3)`` uint8.
+    """
+    diff = (counterfactual - original).abs().sum(0)
+    tiles = [original, counterfactual, heat(diff / diff.max().clamp_min(1e-8))]
+    if consensus is not None:
+        size = tuple(original.shape[-2:])
+        tiles.append(heat(F.interpolate(consensus[None, None].float(), size=size, mode="nearest")[0, 0]))
+    return np.concatenate([to_uint8(t) for t in tiles], axis=1)
+
+
+def grid(rows: Sequence[np.ndarray], captions: Sequence[str], scale: int = 1, caption_height: int = 14) -> Image.Image:
+    """Stack panels vertically, each under its caption; ``scale`` enlarges small images (nearest)."""
+    width = max(r.shape[1] for r in rows) * scale
+    height = sum(r.shape[0] * scale + caption_height for r in rows)
+    canvas = Image.new("RGB", (width, height), "white")
+    draw, y = ImageDraw.Draw(canvas), 0
+    for row, caption in zip(rows, captions):
+        draw.text((2, y + 1), caption, fill="black")
+        tile = Image.fromarray(row)
+        canvas.paste(tile.resize((tile.width * scale, tile.height * scale), Image.NEAREST), (0, y + caption_height))
+        y += row.shape[0] * scale + caption_height
+    return canvas

@@ -1,0 +1,121 @@
+"""Building blocks of the end-to-end tests: tiny shards, a tiny config, running ``ldce`` in a subprocess."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import webdataset
+import yaml
+from PIL import Image
+from safetensors.torch import save_file
+from toy import ToyClassifier
+
+TESTS = Path(__file__).resolve().parent
+
+
+def png(seed: int, mode: str = "RGB", size: int = 32) -> bytes:
+    pixels = np.random.default_rng(seed).integers(0, 256, (size, size, len(mode)), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels.squeeze(-1) if mode == "L" else pixels, mode).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def write_shard(path: Path, samples: list[dict]) -> None:
+    with webdataset.TarWriter(str(path)) as sink:
+        for sample in samples:
+            sink.write(sample)
+
+
+def good_sample(i: int) -> dict:
+    return {"__key__": f"s{i:03d}", "png": png(i), "cls": str(i % 10).encode(), "target.cls": str((i + 1) % 10).encode()}
+
+
+def uneven_shards(folder: Path, sizes: tuple[int, ...] = (6, 5, 2)) -> str:
+    """``sum(sizes)`` good samples over ``len(sizes)`` shards; returns the brace pattern."""
+    folder.mkdir(parents=True, exist_ok=True)
+    start = 0
+    for shard, size in enumerate(sizes):
+        write_shard(folder / f"shard-{shard:06d}.tar", [good_sample(i) for i in range(start, start + size)])
+        start += size
+    return str(folder / f"shard-{{000000..{len(sizes) - 1:06d}}}.tar")
+
+
+def classifier_weights(path: Path) -> Path:
+    torch.manual_seed(1)
+    save_file(ToyClassifier().state_dict(), str(path))
+    return path
+
+
+def tiny_config(folder: Path, urls: str, batch_size: int = 4, num_workers: int = 0, **model: object) -> Path:
+    """A complete ``ldce predict`` config: tiny class-conditional LDM, toy classifier, 5 guided steps."""
+    config = {
+        "seed_everything": 0,
+        "trainer": {"accelerator": "cpu", "devices": 1, "enable_progress_bar": False},
+        "model": {
+            "class_path": "ldce.module.CounterfactualModule",
+            "init_args": {
+                "backbone": {"class_path": "ldce.backbones.class_conditional.ClassConditionalLDM.tiny", "init_args": {"num_classes": 10}},
+                "classifier": {
+                    "class_path": "ldce.classifiers.module_classifier",
+                    "init_args": {"class_path": "toy.ToyClassifier", "weights_path": str(classifier_weights(folder / "classifier.safetensors"))},
+                },
+                "ddim_steps": 10,
+                "strength": 0.5,
+                "step_progress": False,
+                **model,
+            },
+        },
+        "data": {
+            "class_path": "ldce.datamodules.webdataset.WebDatasetDataModule",
+            "init_args": {"urls": urls, "batch_size": batch_size, "num_workers": num_workers, "image_size": 32},
+        },
+        "wandb": {"mode": "disabled"},
+    }
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def environment(**extra: str) -> dict[str, str]:
+    env = os.environ | {"PYTHONPATH": str(TESTS), "WANDB_MODE": "offline", "WANDB_SILENT": "true", "OMP_NUM_THREADS": "1"}
+    return env | extra
+
+
+def ldce(*args: str, env: dict[str, str] | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
+    """Run ``ldce <args>`` to completion; fails the test with its output if it fails."""
+    command = [sys.executable, "-m", "ldce.cli", *args]
+    result = subprocess.run(command, env=env or environment(), capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
+    return result
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def records(output: Path) -> list[dict]:
+    return [json.loads(line) for line in (output / "records.jsonl").read_text().splitlines()]
+
+
+def summary(output: Path) -> dict:
+    return json.loads((output / "summary.json").read_text())
+
+
+def outputs_of(output: Path) -> dict[str, tuple[bytes, dict]]:
+    """Per done key: the counterfactual PNG's bytes and the record without its timestamp."""
+    result = {}
+    for record in records(output):
+        if record["status"] == "done":
+            facts = {k: v for k, v in record.items() if k != "written_at"}
+            result[record["key"]] = ((output / record["files"]["counterfactual"]).read_bytes(), facts)
+    return result

@@ -1,0 +1,103 @@
+"""``ldce predict`` end to end in subprocesses: files, records, summary, resume, bad inputs, config."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cli_helpers import environment, good_sample, ldce, outputs_of, png, records, summary, tiny_config, uneven_shards, write_shard
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_predict_writes_images_records_summary_and_config(tmp_path):
+    config = tiny_config(tmp_path, uneven_shards(tmp_path / "data", (3, 2)), class_names=[f"c{i}" for i in range(10)])
+    out = tmp_path / "out"
+    ldce("predict", "--config", str(config), "--output_dir", str(out))
+    done = records(out)
+    assert sorted(r["key"] for r in done) == [f"s{i:03d}" for i in range(5)]
+    for record in done:
+        assert record["status"] == "done" and record["target"] == (record["source"] + 1) % 10
+        assert record["target_name"] == f"c{record['target']}"
+        assert (out / record["files"]["original"]).is_file() and (out / record["files"]["counterfactual"]).is_file()
+        assert 0 <= record["target_confidence"] <= 1 and record["l1"] > 0
+    result = summary(out)
+    assert result["counts"] == {"done": 5, "skipped": 0, "failed": 0}
+    expected_flip = sum(r["flipped"] for r in done) / 5
+    assert result["metrics"]["flip_rate"] == pytest.approx(expected_flip)
+    assert result["metrics"]["l1"] == pytest.approx(sum(r["l1"] for r in done) / 5, rel=1e-6)
+    assert (out / "config.yaml").is_file()
+
+
+def test_a_rerun_into_the_same_folder_skips_what_is_done(tmp_path):
+    config = tiny_config(tmp_path, uneven_shards(tmp_path / "data", (3,)))
+    out = tmp_path / "out"
+    ldce("predict", "--config", str(config), "--output_dir", str(out))
+    first = outputs_of(out)
+    ldce("predict", "--config", str(config), "--output_dir", str(out))
+    assert summary(out)["counts"] == {"done": 0, "skipped": 3, "failed": 0}
+    assert outputs_of(out) == first
+    ldce("predict", "--config", str(config), "--output_dir", str(out), "--writer.overwrite", "true")
+    assert summary(out)["counts"] == {"done": 3, "skipped": 0, "failed": 0}
+
+
+def test_bad_inputs_are_counted_named_and_skipped(tmp_path):
+    samples = [
+        good_sample(1),
+        {"__key__": "truncated", "jpg": _jpeg()[:200], "cls": b"0", "target.cls": b"1"},
+        {"__key__": "gray", "png": png(2, "L"), "cls": b"2", "target.cls": b"3"},
+        {"__key__": "rgba", "png": png(3, "RGBA"), "cls": b"3", "target.cls": b"4"},
+        {"__key__": "nolabel", "png": png(4), "target.cls": b"1"},
+        {"__key__": "badtarget", "png": png(5), "cls": b"5", "target.cls": b"9999"},
+    ]
+    (tmp_path / "data").mkdir()
+    write_shard(tmp_path / "data" / "bad.tar", samples)
+    out = tmp_path / "out"
+    ldce("predict", "--config", str(tiny_config(tmp_path, str(tmp_path / "data" / "bad.tar"))), "--output_dir", str(out))
+    result = summary(out)
+    assert result["counts"] == {"done": 3, "skipped": 0, "failed": 3}
+    reasons = {f["key"]: f["reason"] for f in result["failed"]}
+    assert set(reasons) == {"truncated", "nolabel", "badtarget"}
+    assert "label" in reasons["nolabel"] and "9999" in reasons["badtarget"]
+    assert sorted(outputs_of(out)) == ["gray", "rgba", "s001"]
+
+
+def test_on_error_fail_stops_at_the_first_bad_input(tmp_path):
+    (tmp_path / "data").mkdir()
+    write_shard(tmp_path / "data" / "bad.tar", [{"__key__": "nolabel", "png": png(4)}])
+    config = tiny_config(tmp_path, str(tmp_path / "data" / "bad.tar"), on_error="fail")
+    command = [sys.executable, "-m", "ldce.cli", "predict", "--config", str(config), "--output_dir", str(tmp_path / "out")]
+    result = subprocess.run(command, env=environment(), capture_output=True, text=True, timeout=240)
+    assert result.returncode != 0 and "nolabel" in result.stderr
+
+
+def _jpeg() -> bytes:
+    from io import BytesIO
+
+    import numpy as np
+    from PIL import Image
+
+    buffer = BytesIO()
+    Image.fromarray(np.full((32, 32, 3), 128, np.uint8)).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("override", "field"),
+    [("--model.init_args.strength=1.5", "strength"), ("--model.init_args.classifier_lambda=-1", "classifier_lambda"),
+     ("--model.init_args.deg_cone_projection=0", "deg_cone_projection"), ("--model.init_args.deg_cone_projection=200", "deg_cone_projection"),
+     ("--model.init_args.cone_projection_type=cone", "cone_projection_type"), ("--model.init_args.no_such_key=1", "no_such_key")],
+)  # fmt: skip
+def test_invalid_values_fail_at_parse_time_naming_the_field(tmp_path, override, field):
+    config = tiny_config(tmp_path, str(tmp_path / "none.tar"))
+    command = [sys.executable, "-m", "ldce.cli", "predict", "--config", str(config), override, "--print_config"]
+    result = subprocess.run(command, env=environment(), capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and field in result.stderr
+
+
+@pytest.mark.parametrize("config", sorted((REPO / "configs").rglob("*.yaml")), ids=lambda p: p.name)
+def test_print_config_works_for_every_shipped_config(config):
+    result = ldce("predict", "--config", str(config), "--print_config")
+    assert "model:" in result.stdout and "data:" in result.stdout
