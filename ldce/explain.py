@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 from torch import Tensor, nn
@@ -38,6 +38,23 @@ class Counterfactuals:
     l1: Tensor
     l2: Tensor
     consensus: Tensor | None
+
+    def head(self, n: int) -> Counterfactuals:
+        """The first ``n`` samples."""
+        return Counterfactuals(**{f.name: _rows(getattr(self, f.name), slice(0, n)) for f in fields(self)})
+
+    @staticmethod
+    def cat(parts: Sequence[Counterfactuals]) -> Counterfactuals:
+        """Samples of several results, in order."""
+        return Counterfactuals(**{f.name: _cat([getattr(p, f.name) for p in parts]) for f in fields(Counterfactuals)})
+
+
+def _rows(value: Tensor | None, rows: slice) -> Tensor | None:
+    return None if value is None else value[rows]
+
+
+def _cat(values: list[Tensor | None]) -> Tensor | None:
+    return None if values[0] is None else torch.cat(values)
 
 
 def sample_seed(seed: int, key: str) -> int:

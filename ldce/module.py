@@ -32,7 +32,10 @@ class CounterfactualModule(LightningModule):
     classes in the records; ``record_steps`` returns every step's predicted clean image and
     consensus mask (for videos); ``step_progress`` shows a progress bar over denoising steps;
     ``on_error`` decides whether an unusable input (corrupt image, no label, target out of range)
-    is reported and skipped or stops the run.
+    is reported and skipped or stops the run. ``micro_batch_size`` computes the inputs in groups
+    of exactly that many (the last group padded with copies): a sample's result is then bitwise
+    the same whatever the batch size and the number of processes — CPU kernels are not
+    batch-invariant, so without it results differ by float round-off (~1e-5) between batch sizes.
     """
 
     def __init__(
@@ -57,6 +60,7 @@ class CounterfactualModule(LightningModule):
         record_steps: bool = False,
         step_progress: bool = True,
         on_error: Literal["skip", "fail"] = "skip",
+        micro_batch_size: PositiveInt | None = None,
     ) -> None:
         super().__init__()
         self.backbone = backbone.eval().requires_grad_(False)
@@ -71,6 +75,7 @@ class CounterfactualModule(LightningModule):
         self.record_steps = record_steps
         self.step_progress = step_progress
         self.on_error = on_error
+        self.micro_batch_size = micro_batch_size
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int = 0) -> dict[str, Any]:
         """Explain the good samples of a batch; pass failures and skipped keys through.
@@ -88,14 +93,26 @@ class CounterfactualModule(LightningModule):
         if not valid.any():
             return out
         keep = valid.nonzero().squeeze(1).tolist()
-        steps: list[StepRecord] = []
-        with torch.enable_grad():
-            result = explain(
-                batch["image"][keep], targets[keep], self.backbone, self.classifier, self.config, self.seed, [keys[i] for i in keep],
-                callback=self._step_callback(steps, len(keep)),
-            )  # fmt: skip
+        result, steps = self._explain(batch["image"][keep], targets[keep], [keys[i] for i in keep])
         out.update(self._outputs(batch, keep, targets, result, steps))
         return out
+
+    def _explain(self, images: Tensor, targets: Tensor, keys: list[str]) -> tuple[Counterfactuals, list[list[StepRecord]]]:
+        """``explain`` in groups of ``micro_batch_size`` (padded); the step records of each group."""
+        size = self.micro_batch_size or len(keys)
+        groups = [list(range(start, min(start + size, len(keys)))) for start in range(0, len(keys), size)]
+        steps: list[list[StepRecord]] = [[] for _ in groups]
+        on_step = self._step_callback(len(groups), len(keys))
+        results = []
+        for group, records in zip(groups, steps):
+            padded = group + group[-1:] * (size - len(group))
+            with torch.enable_grad():
+                result = explain(
+                    images[padded], targets[padded], self.backbone, self.classifier, self.config, self.seed,
+                    [keys[i] for i in padded], callback=lambda record, records=records: on_step(record, records),
+                )  # fmt: skip
+            results.append(result.head(len(group)))
+        return Counterfactuals.cat(results), [[r.head(len(g)) for r in records] for g, records in zip(groups, steps)]
 
     def _targets(self, batch: dict[str, Any], failed: list[dict[str, str]]) -> Tensor:
         """The policy's targets ``(B,)``, −1 where there is none or it is out of range (then failed)."""
@@ -111,21 +128,21 @@ class CounterfactualModule(LightningModule):
             failed.append({"key": keys[i], "reason": reason})
         return torch.where(invalid, -1, targets)
 
-    def _step_callback(self, steps: list[StepRecord], batch_size: int):
-        total = start_index(self.config.strength, self.config.ddim_steps)
+    def _step_callback(self, groups: int, batch_size: int):
+        total = groups * start_index(self.config.strength, self.config.ddim_steps)
         show = self.step_progress and total > 0 and (self._trainer is None or self.trainer.is_global_zero)
         bar = tqdm(total=total, desc=f"denoising {batch_size} inputs", leave=False, position=1, disable=not show)
 
-        def on_step(record: StepRecord) -> None:
+        def on_step(record: StepRecord, records: list[StepRecord]) -> None:
             bar.update(1)
-            if record.index == 0:
+            if bar.n == total:
                 bar.close()
             if self.record_steps:
-                steps.append(record)
+                records.append(record)
 
         return on_step
 
-    def _outputs(self, batch: dict[str, Any], keep: list[int], targets: Tensor, result: Counterfactuals, steps: list[StepRecord]) -> dict[str, Any]:
+    def _outputs(self, batch: dict[str, Any], keep: list[int], targets: Tensor, result: Counterfactuals, steps: list[list[StepRecord]]) -> dict[str, Any]:
         out: dict[str, Any] = {
             "key": [batch["key"][i] for i in keep],
             "meta": [batch["meta"][i] for i in keep] if "meta" in batch else [{} for _ in keep],
@@ -139,8 +156,8 @@ class CounterfactualModule(LightningModule):
         for name in ("source_prediction", "source_confidence", "prediction", "confidence", "target_confidence", "l1", "l2"):
             value = getattr(result, name)
             out[name] = (value.float() if value.is_floating_point() else value).cpu()
-        if steps:
-            out["step_images"] = torch.stack([s.clean_image for s in steps], 1).cpu()
-            masks = [s.consensus_mask for s in steps]
-            out["step_masks"] = None if masks[0] is None else torch.stack(masks, 1).cpu()
+        if self.record_steps and steps[0]:
+            out["step_images"] = torch.cat([torch.stack([s.clean_image for s in group], 1) for group in steps]).cpu()
+            masks = None if steps[0][0].consensus_mask is None else [torch.stack([s.consensus_mask for s in g], 1) for g in steps]
+            out["step_masks"] = None if masks is None else torch.cat(masks).cpu()
         return out

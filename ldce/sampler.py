@@ -62,6 +62,13 @@ class StepRecord:
     consensus_mask: Tensor | None
 
 
+    def head(self, n: int) -> StepRecord:
+        """The record of the first ``n`` samples."""
+        rows = slice(0, n)
+        probability, mask = self.target_probability, self.consensus_mask
+        return StepRecord(self.index, self.timestep, self.clean_image[rows], None if probability is None else probability[rows], None if mask is None else mask[rows])
+
+
 StepCallback = Callable[[StepRecord], None]
 
 

@@ -70,6 +70,7 @@ def tiny_config(folder: Path, urls: str, batch_size: int = 4, num_workers: int =
                 "ddim_steps": 10,
                 "strength": 0.5,
                 "step_progress": False,
+                "micro_batch_size": 4,
                 **model,
             },
         },
