@@ -108,7 +108,12 @@ def read_class_names(names: Sequence[str] | str | None) -> list[str] | None:
         raise FileNotFoundError(f"class names file not found: {path}")
     if path.suffix in (".json", ".yaml", ".yml"):
         data = yaml.safe_load(path.read_text())
-        return [data[k] for k in sorted(data, key=int)] if isinstance(data, Mapping) else [str(v) for v in data]
+        if not isinstance(data, Mapping):
+            return [str(v) for v in data]
+        names = {int(k): str(v) for k, v in data.items()}
+        if sorted(names) != list(range(len(names))):
+            raise ValueError(f"{path}: class indices must be 0 … {len(names) - 1} without gaps")
+        return [names[i] for i in range(len(names))]
     return [line.strip() for line in path.read_text().splitlines() if line.strip()]
 
 

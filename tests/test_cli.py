@@ -101,3 +101,19 @@ def test_invalid_values_fail_at_parse_time_naming_the_field(tmp_path, override, 
 def test_print_config_works_for_every_shipped_config(config):
     result = ldce("predict", "--config", str(config), "--print_config")
     assert "model:" in result.stdout and "data:" in result.stdout
+
+
+def test_shards_command_feeds_predict(tmp_path):
+    """``ldce shards`` turns an ImageFolder tree into shards that ``ldce predict`` explains."""
+    for label, name in enumerate(["cat", "dog"]):
+        (tmp_path / "tree" / name).mkdir(parents=True)
+        for i in range(2):
+            (tmp_path / "tree" / name / f"{i}.png").write_bytes(png(10 * label + i))
+    pattern = str(tmp_path / "shards" / "part-%06d.tar")
+    (tmp_path / "shards").mkdir()
+    ldce("shards", "--input", str(tmp_path / "tree"), "--output", pattern, "--maxcount", "3")
+    assert sorted(p.name for p in (tmp_path / "shards").iterdir()) == ["part-000000.tar", "part-000001.tar"]
+    config = tiny_config(tmp_path, str(tmp_path / "shards" / "part-{000000..000001}.tar"), targets={"class_path": "ldce.targets.BinaryFlip"})
+    ldce("predict", "--config", str(config), "--output_dir", str(tmp_path / "out"))
+    done = {r["key"]: (r["source"], r["target"]) for r in records(tmp_path / "out")}
+    assert done == {"cat_0": (0, 1), "cat_1": (0, 1), "dog_0": (1, 0), "dog_1": (1, 0)}

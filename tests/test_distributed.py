@@ -101,3 +101,14 @@ def test_wandb_offline_run_holds_the_table_and_panels(data, tmp_path):
     assert first.shape == (32, 4 * 32, 3) and first.std() > 0, "original | counterfactual | difference | consensus"
     originals = {np.asarray(Image.open(out / r["files"]["original"])).tobytes() for r in by_key.values()}
     assert all(np.asarray(Image.open(p))[:, :32].tobytes() in originals for p in panels)
+
+
+def test_torchrun_two_processes_write_every_sample_once(data, reference, tmp_path):
+    folder, urls = data
+    config, out = tiny_config(tmp_path, urls), tmp_path / "out"
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()), "-m", "ldce.cli"]
+    command = [*torchrun, "predict", "--config", str(config), "--output_dir", str(out), "--trainer.strategy", "ddp", "--trainer.devices", "2"]
+    result = subprocess.run(command, env=environment(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    _check_exactly_once(out)
+    assert outputs_of(out) == reference
