@@ -53,11 +53,12 @@ def test_two_processes_write_every_sample_once_identically(data, reference, tmp_
 
 
 def test_two_nodes_on_localhost_write_every_sample_once(data, reference, tmp_path):
+    """2 nodes × 2 processes: 4 ranks over 3 shards, so one rank gets none and must not hang the sync."""
     folder, urls = data
     config, out, port = tiny_config(tmp_path, urls, num_workers=2), tmp_path / "out", str(free_port())
-    command = [sys.executable, "-m", "ldce.cli", "predict", "--config", str(config), "--output_dir", str(out), "--trainer.num_nodes", "2", "--trainer.strategy", "ddp"]
+    command = [sys.executable, "-m", "ldce.cli", "predict", "--config", str(config), "--output_dir", str(out), "--trainer.num_nodes", "2", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
     nodes = [
-        subprocess.Popen(command, env=environment(MASTER_ADDR="127.0.0.1", MASTER_PORT=port, NODE_RANK=str(rank), WORLD_SIZE="2"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        subprocess.Popen(command, env=environment(MASTER_ADDR="127.0.0.1", MASTER_PORT=port, NODE_RANK=str(rank)), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         for rank in (0, 1)
     ]  # fmt: skip
     logs = [node.communicate(timeout=300)[0] for node in nodes]
