@@ -15,7 +15,7 @@ from PIL import Image
 
 from ldce.callbacks import store
 from ldce.targets import class_name
-from ldce.visualize import heat, to_uint8
+from ldce.visualize import grid, heat, panel, to_uint8
 
 log = logging.getLogger(__name__)
 
@@ -26,14 +26,19 @@ class CounterfactualWriter(BasePredictionWriter):
     Resume: at setup, keys whose outputs are complete are handed to the datamodule's
     ``skip_keys`` so that they are not explained again, unless ``overwrite`` is set.
     ``save_steps`` writes a GIF per input of every step's predicted clean image next to its
-    consensus mask (the model must run with ``record_steps``).
+    consensus mask (the model must run with ``record_steps``). At the end, rank 0 merges all
+    records into ``records.jsonl`` and draws ``grid.png``: the first ``grid_rows`` inputs (by key)
+    as original | counterfactual | |difference| | consensus map, captioned source → target.
     """
 
-    def __init__(self, output_dir: str = "outputs", overwrite: bool = False, save_steps: bool = False) -> None:
+    def __init__(self, output_dir: str = "outputs", overwrite: bool = False, save_steps: bool = False, grid_rows: int = 16, grid_scale: int = 4) -> None:
         super().__init__(write_interval="batch")
+        if grid_rows < 0 or grid_scale < 1:
+            raise ValueError(f"grid_rows must be ≥ 0 and grid_scale ≥ 1, got {grid_rows} and {grid_scale}")
         self.output_dir = Path(output_dir)
         self.overwrite = overwrite
         self.save_steps = save_steps
+        self.grid_rows, self.grid_scale = grid_rows, grid_scale
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
@@ -53,13 +58,20 @@ class CounterfactualWriter(BasePredictionWriter):
     def on_predict_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         trainer.strategy.barrier("ldce-records")
         if trainer.is_global_zero:
-            store.merge_records(self.output_dir)
+            records = store.merge_records(self.output_dir)
+            done = [r for r in records if r["status"] == store.DONE][: self.grid_rows]
+            if done:
+                store.save_image(grid_picture(self.output_dir, done, self.grid_scale), self.output_dir / "grid.png")
 
     def _write_images(self, key: str, i: int, prediction: dict[str, Any]) -> dict[str, str]:
         stem = store.file_stem(key)
         files = {"original": f"original/{stem}.png", "counterfactual": f"counterfactual/{stem}.png"}
         for name, rel in files.items():
             store.save_image(Image.fromarray(to_uint8(prediction[name][i])), self.output_dir / rel)
+        if prediction["consensus"] is not None:
+            files["consensus"] = f"consensus/{stem}.png"
+            share = (prediction["consensus"][i] * 255).round().to(torch.uint8).numpy()
+            store.save_image(Image.fromarray(share, "L"), self.output_dir / files["consensus"])
         if self.save_steps and "step_images" in prediction:
             files["steps"] = f"steps/{stem}.gif"
             masks = prediction["step_masks"]
@@ -98,3 +110,20 @@ class CounterfactualWriter(BasePredictionWriter):
     @staticmethod
     def _failure(failure: dict[str, str], pl_module) -> dict[str, Any]:
         return {"key": failure["key"], "status": store.FAILED, "reason": failure["reason"], "files": {}, "written_at": time.time()}
+
+
+def grid_picture(output_dir: Path, records: list[dict[str, Any]], scale: int) -> Image.Image:
+    """original | counterfactual | |difference| | consensus per record, captioned source → target."""
+    def tensor(rel: str) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(Image.open(output_dir / rel).convert("RGB")).copy()).permute(2, 0, 1).float() / 255
+
+    rows, captions = [], []
+    for r in records:
+        files = r["files"]
+        consensus = None
+        if "consensus" in files:
+            consensus = torch.from_numpy(np.asarray(Image.open(output_dir / files["consensus"])).copy()).float() / 255
+        rows.append(panel(tensor(files["original"]), tensor(files["counterfactual"]), consensus))
+        source, target = r["source_name"] or r["source"], r["target_name"] or r["target"]
+        captions.append(f"{source} -> {target}: p(target) {r['target_confidence']:.2f}")
+    return grid(rows, captions, scale=scale)

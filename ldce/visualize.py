@@ -36,12 +36,16 @@ def panel(original: Tensor, counterfactual: Tensor, consensus: Tensor | None = N
     return np.concatenate([to_uint8(t) for t in tiles], axis=1)
 
 
-def grid(rows: Sequence[np.ndarray], captions: Sequence[str], scale: int = 1, caption_height: int = 14) -> Image.Image:
-    """Stack panels vertically, each under its caption; ``scale`` enlarges small images (nearest)."""
+PANEL_TITLE = "original | counterfactual | |difference| | consensus"
+
+
+def grid(rows: Sequence[np.ndarray], captions: Sequence[str], scale: int = 1, caption_height: int = 14, title: str = PANEL_TITLE) -> Image.Image:
+    """Stack panels vertically under a title, each under its caption; ``scale`` enlarges (nearest)."""
     width = max(r.shape[1] for r in rows) * scale
-    height = sum(r.shape[0] * scale + caption_height for r in rows)
+    height = caption_height + sum(r.shape[0] * scale + caption_height for r in rows)
     canvas = Image.new("RGB", (width, height), "white")
-    draw, y = ImageDraw.Draw(canvas), 0
+    draw, y = ImageDraw.Draw(canvas), caption_height
+    draw.text((2, 1), title, fill="dimgray")
     for row, caption in zip(rows, captions):
         draw.text((2, y + 1), caption, fill="black")
         tile = Image.fromarray(row)

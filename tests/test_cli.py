@@ -28,7 +28,8 @@ def test_predict_writes_images_records_summary_and_config(tmp_path):
     expected_flip = sum(r["flipped"] for r in done) / 5
     assert result["metrics"]["flip_rate"] == pytest.approx(expected_flip)
     assert result["metrics"]["l1"] == pytest.approx(sum(r["l1"] for r in done) / 5, rel=1e-6)
-    assert (out / "config.yaml").is_file()
+    assert (out / "config.yaml").is_file() and (out / "grid.png").is_file()
+    assert all((out / r["files"]["consensus"]).is_file() for r in done)
 
 
 def test_a_rerun_into_the_same_folder_skips_what_is_done(tmp_path):
