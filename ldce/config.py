@@ -29,6 +29,8 @@ class LDCEConfig:
         cone_projection_type: ``zero_binning``, ``binning`` or ``default`` (see ``consensus``).
         consensus_chunk_size: side of the block of latent pixels compared as one vector.
         enforce_same_norms: rescale both scores to ``λ · |d|`` per sample.
+        batched_vjp: compute both gradients in one batched backward pass (``vmap`` over the
+            vector–Jacobian product) instead of two; changes no result, only speed.
     """
 
     strength: float = 0.382
@@ -43,6 +45,7 @@ class LDCEConfig:
     cone_projection_type: ConeProjection = "zero_binning"
     consensus_chunk_size: int = 1
     enforce_same_norms: bool = True
+    batched_vjp: bool = False
 
     def __post_init__(self) -> None:
         checks = {

@@ -15,6 +15,7 @@ from ldce.backbones.base import Backbone
 from ldce.config import LDCEConfig
 from ldce.consensus import ConeProjection
 from ldce.explain import Counterfactuals, explain
+from ldce.performance import Speedups, apply_speedups
 from ldce.sampler import StepRecord
 from ldce.schedule import start_index
 from ldce.targets import FromSample, TargetPolicy, read_class_names
@@ -36,6 +37,8 @@ class CounterfactualModule(LightningModule):
     of exactly that many (the last group padded with copies): a sample's result is then bitwise
     the same whatever the batch size and the number of processes — CPU kernels are not
     batch-invariant, so without it results differ by float round-off (~1e-5) between batch sizes.
+    ``batched_vjp``, ``channels_last``, ``attention``, ``gradient_checkpointing`` and ``compile``
+    trade speed and memory without changing results (see ``ldce.performance``).
     """
 
     def __init__(
@@ -61,13 +64,21 @@ class CounterfactualModule(LightningModule):
         step_progress: bool = True,
         on_error: Literal["skip", "fail"] = "skip",
         micro_batch_size: PositiveInt | None = None,
+        batched_vjp: bool = False,
+        channels_last: bool = False,
+        attention: Literal["sdpa", "classic"] = "sdpa",
+        gradient_checkpointing: bool = False,
+        compile: bool = False,
     ) -> None:
         super().__init__()
-        self.backbone = backbone.eval().requires_grad_(False)
+        speedups = Speedups(channels_last, attention, gradient_checkpointing, compile)
+        self.backbone = apply_speedups(backbone.eval().requires_grad_(False), speedups)
         self.classifier = classifier.eval().requires_grad_(False)
         self.config = LDCEConfig(
-            float(strength), int(ddim_steps), float(ddim_eta), float(scale), float(classifier_lambda), float(dist_lambda),
-            float(deg_cone_projection), lp_custom, guidance, cone_projection_type, int(consensus_chunk_size), enforce_same_norms,
+            strength=float(strength), ddim_steps=int(ddim_steps), ddim_eta=float(ddim_eta), scale=float(scale),
+            classifier_lambda=float(classifier_lambda), dist_lambda=float(dist_lambda), deg_cone_projection=float(deg_cone_projection),
+            lp_custom=lp_custom, guidance=guidance, cone_projection_type=cone_projection_type,
+            consensus_chunk_size=int(consensus_chunk_size), enforce_same_norms=enforce_same_norms, batched_vjp=batched_vjp,
         )  # fmt: skip
         self.seed = seed
         self.targets = targets or FromSample()

@@ -115,6 +115,16 @@ def _image_gradients(classifier: nn.Module, image: Tensor, task: Task, p: int) -
     return grad_c, grad_d, target_probability(logits.detach(), task.targets)
 
 
+def _vector_jacobian_products(image: Tensor, z: Tensor, grad_c: Tensor, grad_d: Tensor, batched: bool) -> tuple[Tensor, Tensor]:
+    """``(Jᵀ·grad_c, Jᵀ·grad_d)`` with ``J = ∂x̂0/∂z``: two backward passes, or one batched (vmap) pass."""
+    if batched:
+        (both,) = torch.autograd.grad(image, z, torch.stack([grad_c, grad_d]).to(image.dtype), is_grads_batched=True)
+        return both[0], both[1]
+    (g_c,) = torch.autograd.grad(image, z, grad_c.to(image.dtype), retain_graph=True)
+    (g_d,) = torch.autograd.grad(image, z, grad_d.to(image.dtype))
+    return g_c, g_d
+
+
 def guided_step(
     backbone: Backbone, classifier: nn.Module, z: Tensor, index: int, grid: DDIMGrid, task: Task, config: LDCEConfig, noise: Tensor | None = None
 ) -> tuple[Tensor, StepRecord]:
@@ -135,8 +145,7 @@ def guided_step(
         eps = e_u + config.scale * implicit
     else:
         grad_c, grad_d, probability = _image_gradients(classifier, image, task, config.lp_custom)
-        (g_c,) = torch.autograd.grad(image, z, grad_c.to(image.dtype), retain_graph=True)
-        (g_d,) = torch.autograd.grad(image, z, grad_d.to(image.dtype))
+        g_c, g_d = _vector_jacobian_products(image, z, grad_c, grad_d, config.batched_vjp)
         score_scale = -torch.sqrt(1.0 - alpha)
         eps, mask = guided_noise(e_u.detach(), implicit, score_scale * g_c, score_scale * g_d, config)
     z_prev = ddim_update(z.detach(), eps, alpha, grid.alphas_prev[index], grid.sigmas[index], noise)

@@ -1,0 +1,56 @@
+"""Speed switches change no result beyond float round-off (float32, CPU)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from toy import ToyClassifier
+
+from ldce.backbones.class_conditional import ClassConditionalLDM
+from ldce.backbones.stable_diffusion import StableDiffusion
+from ldce.config import LDCEConfig
+from ldce.explain import explain
+from ldce.performance import Speedups, apply_speedups
+
+CONFIG = LDCEConfig(strength=0.3, ddim_steps=20)
+BACKBONES = {
+    "cin_vq": lambda: ClassConditionalLDM.tiny(first_stage="vq"),
+    "cin_kl": lambda: ClassConditionalLDM.tiny(first_stage="kl"),
+    "sd": lambda: StableDiffusion.tiny([f"c{i}" for i in range(10)]),
+}
+SWITCHES = {
+    "channels_last": Speedups(channels_last=True),
+    "classic_attention": Speedups(attention="classic"),
+    "gradient_checkpointing": Speedups(gradient_checkpointing=True),
+}
+
+
+def _run(backbone, config=CONFIG):
+    torch.manual_seed(0)
+    classifier = ToyClassifier().eval().requires_grad_(False)
+    images = torch.rand(2, 3, backbone.image_size, backbone.image_size, generator=torch.Generator().manual_seed(1))
+    return explain(images, torch.tensor([3, 4]), backbone, classifier, config).latents
+
+
+@pytest.mark.parametrize("name", sorted(BACKBONES))
+@pytest.mark.parametrize("switch", sorted(SWITCHES))
+def test_switch_keeps_the_counterfactual(name, switch):
+    plain = _run(BACKBONES[name]())
+    switched = _run(apply_speedups(BACKBONES[name](), SWITCHES[switch]))
+    torch.testing.assert_close(switched, plain, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(BACKBONES))
+def test_one_batched_backward_gives_both_gradients(name):
+    backbone = BACKBONES[name]()
+    torch.testing.assert_close(_run(backbone, dataclasses.replace(CONFIG, batched_vjp=True)), _run(backbone), rtol=1e-5, atol=1e-6)
+
+
+def test_switches_are_in_effect():
+    backbone = apply_speedups(BACKBONES["sd"](), Speedups(channels_last=True, attention="classic", gradient_checkpointing=True))
+    conv = backbone.unet.conv_in.weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    assert {type(p).__name__ for p in backbone.unet.attn_processors.values()} == {"AttnProcessor"}
+    assert backbone.unet.is_gradient_checkpointing and backbone.vae.is_gradient_checkpointing
