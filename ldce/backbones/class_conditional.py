@@ -168,18 +168,25 @@ class ClassConditionalLDM(Backbone):
 
     @classmethod
     def tiny(cls, num_classes: int = 10, first_stage: str = "vq", seed: int = 0) -> ClassConditionalLDM:
-        """A randomly initialised model for tests: 32×32 images, 3×8×8 latents, ``num_classes`` + null.
+        """A randomly initialised model for tests: 32×32 images, 3×8×8 latents, ``num_classes`` + null."""
+        return cls.random(tiny_ldm_params(num_classes, first_stage), seed, "ClassConditionalLDM.tiny")
 
-        Built from an LDM-style config through the same config builders as :meth:`from_compvis`.
+    @classmethod
+    def random(cls, params: dict[str, Any], seed: int = 0, where: str = "ClassConditionalLDM.random") -> ClassConditionalLDM:
+        """A randomly initialised model of an LDM config's ``model.params`` (tests, timing).
+
+        Built through the same config builders as :meth:`from_compvis`; the class table has the
+        cond stage's ``n_classes`` rows, the last being the null class.
         """
-        spec = compvis.ldm_spec(tiny_ldm_params(num_classes, first_stage), "ClassConditionalLDM.tiny")
+        spec = compvis.ldm_spec(params, where)
+        rows = params["cond_stage_config"]["params"]["n_classes"]
         with torch.random.fork_rng():
             torch.manual_seed(seed)
             unet = UNet2DConditionModel(**spec.unet_config)
             stage = FIRST_STAGE_CLASSES[spec.first_stage_kind](**spec.first_stage_config)
-            table = nn.Embedding(num_classes + 1, spec.unet_config["cross_attention_dim"])
+            table = nn.Embedding(rows, spec.unet_config["cross_attention_dim"])
         abar = linear_alphas_cumprod(spec.params["linear_start"], spec.params["linear_end"], spec.params["timesteps"])
-        return cls(unet, stage, table, abar, 1.0, spec.first_stage_config["sample_size"])
+        return cls(unet, stage, table, abar, float(params.get("scale_factor", 1.0)), spec.first_stage_config["sample_size"])
 
 
 def tiny_ldm_params(num_classes: int = 10, first_stage: str = "vq") -> dict[str, Any]:

@@ -1,0 +1,78 @@
+"""Backbone/classifier pairs for timing, built from configs with random weights (timing needs no training).
+
+- ``tiny``: the tests' class-conditional LDM (3×8×8 latents, 32² images) and a small CNN;
+- ``mid``: a class-conditional LDM with a 128-channel UNet on 3×16×16 latents, 64² images, ResNet-18;
+- ``cin256``: the shapes of the CompVis ImageNet model cin256-v2 (VQ-f4, 3×64×64 latents), ResNet-50;
+- ``sd256``: Stable Diffusion 1.x's UNet and VAE at 256² (miniSD's shape), CLIP ViT-L/14-sized text tower, ResNet-50;
+- ``dit256``: DiT-XL/2 at 256² on SD's VAE, ResNet-50.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torchvision
+import yaml
+from diffusers import AutoencoderKL, DiTTransformer2DModel, UNet2DConditionModel
+from torch import nn
+from transformers import CLIPTextConfig, CLIPTextModel
+
+from ldce.backbones.base import Backbone
+from ldce.backbones.class_conditional import ClassConditionalLDM, tiny_ldm_params
+from ldce.backbones.dit import DiT
+from ldce.backbones.stable_diffusion import StableDiffusion, tiny_clip_tokenizer
+from ldce.classifiers import IMAGENET_MEAN, IMAGENET_STD, ClassifierWrapper
+from ldce.demo.models import fashion_cnn
+
+CIN256_YAML = Path(__file__).resolve().parents[1] / "ldce" / "backbones" / "configs" / "cin256-v2.yaml"
+SD_VAE = dict(block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4, sample_size=256,
+              down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4)  # fmt: skip
+
+
+def imagenet_classifier(name: str, resize: int | None) -> nn.Module:
+    model = torchvision.models.get_model(name, weights=None)
+    crop = 224 if resize else None
+    return ClassifierWrapper(model, resize, crop, IMAGENET_MEAN, IMAGENET_STD)
+
+
+def mid_ldm() -> ClassConditionalLDM:
+    params = tiny_ldm_params(1000)
+    unet = params["unet_config"]["params"]
+    unet.update(image_size=16, model_channels=128, channel_mult=[1, 2, 2], attention_resolutions=[2, 4], num_head_channels=32, context_dim=128)
+    params["first_stage_config"]["params"]["ddconfig"].update(resolution=64, ch=64)
+    params["cond_stage_config"]["params"]["embed_dim"] = 128
+    return ClassConditionalLDM.random(params)
+
+
+def cin256() -> ClassConditionalLDM:
+    return ClassConditionalLDM.random(yaml.safe_load(CIN256_YAML.read_text())["model"]["params"])
+
+
+def sd256() -> StableDiffusion:
+    unet = UNet2DConditionModel(sample_size=32, cross_attention_dim=768, attention_head_dim=8, layers_per_block=2, block_out_channels=(320, 640, 1280, 1280))
+    tokenizer = tiny_clip_tokenizer()
+    text = CLIPTextModel(CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12, max_position_embeddings=77, bos_token_id=0, eos_token_id=1, pad_token_id=1))
+    return StableDiffusion(unet, AutoencoderKL(**SD_VAE), text, tokenizer, [f"class {i}" for i in range(1000)])
+
+
+def dit256() -> DiT:
+    transformer = DiTTransformer2DModel(num_attention_heads=16, attention_head_dim=72, in_channels=4, out_channels=8, num_layers=28, sample_size=32, patch_size=2, num_embeds_ada_norm=1000)
+    return DiT(transformer, AutoencoderKL(**SD_VAE))
+
+
+MODELS: dict[str, Callable[[], tuple[Backbone, nn.Module]]] = {
+    "tiny": lambda: (ClassConditionalLDM.tiny(), fashion_cnn()),
+    "mid": lambda: (mid_ldm(), imagenet_classifier("resnet18", None)),
+    "cin256": lambda: (cin256(), imagenet_classifier("resnet50", 256)),
+    "sd256": lambda: (sd256(), imagenet_classifier("resnet50", 256)),
+    "dit256": lambda: (dit256(), imagenet_classifier("resnet50", 256)),
+}
+
+
+def build(name: str, seed: int = 0) -> tuple[Backbone, nn.Module]:
+    """The backbone and classifier of ``name`` in eval mode, frozen."""
+    torch.manual_seed(seed)
+    backbone, classifier = MODELS[name]()
+    return backbone.eval().requires_grad_(False), classifier.eval().requires_grad_(False)

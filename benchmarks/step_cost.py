@@ -1,0 +1,164 @@
+"""Where one guided step's time goes: ldce's step vs. its irreducible parts vs. the original's structure.
+
+    python benchmarks/step_cost.py --models tiny mid --batch 4                      # CPU
+    python benchmarks/step_cost.py --device cuda --models cin256 sd256 dit256 --batch 4 --precision bf16 \\
+        --variants plain batched_vjp channels_last compile checkpointing
+
+For each model (random weights; see ``benchmarks/models.py``) it measures, in one process:
+- ``step``: one ldce guided step (``ldce.sampler.guided_step``, projected consensus guidance);
+- the parts, each alone: the noise model's forward on 2B latents, the decoder's forward on B, the
+  classifier's forward and backward on B, and the two vector–Jacobian products through decoder and
+  unconditional noise model (backward passes only) — ``step / Σparts`` is the overhead (goal ≤ 1.1);
+- ``reference``: the same step computed the way the original code does it (an autograd graph over
+  both halves of the 2B forward, one backward per loss with the graph kept) — ``reference / step``
+  is the speed-up (goal ≥ 2×); both give the same latent (checked);
+- peak accelerator memory per image (CUDA only).
+Times are medians over ``--repeats`` after one warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from models import build
+
+from ldce.classifiers import target_log_likelihood
+from ldce.config import LDCEConfig
+from ldce.performance import Speedups, apply_speedups
+from ldce.sampler import Task, ddim_update, distance_loss, guided_noise, guided_step, predicted_clean_latent
+from ldce.schedule import ddim_grid
+
+VARIANTS = {
+    "plain": (Speedups(), False),
+    "batched_vjp": (Speedups(), True),
+    "channels_last": (Speedups(channels_last=True), False),
+    "classic_attention": (Speedups(attention="classic"), False),
+    "checkpointing": (Speedups(gradient_checkpointing=True), False),
+    "compile": (Speedups(compile=True), False),
+}
+DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def reference_step(backbone, classifier, z, index, grid, task, config):
+    """The original's structure: graph over [z; z], decode, then one kept-graph backward per loss."""
+    alpha, t = grid.alphas[index], grid.timesteps[index].expand(2 * z.shape[0])
+    z = z.detach().requires_grad_(True)
+    e_u, e_c = backbone.eps(torch.cat([z, z]), t, torch.cat([task.null, task.cond])).float().chunk(2)
+    image = backbone.decode(predicted_clean_latent(z, e_u, alpha))
+    (g_d,) = torch.autograd.grad(distance_loss(image.float(), task.images, config.lp_custom).sum(), z, retain_graph=True)
+    (g_c,) = torch.autograd.grad(target_log_likelihood(classifier(image).float(), task.targets).sum(), z)
+    scale = -torch.sqrt(1.0 - alpha)
+    eps, _ = guided_noise(e_u.detach(), (e_c - e_u).detach(), scale * g_c, scale * g_d, config)
+    return ddim_update(z.detach(), eps, alpha, grid.alphas_prev[index], grid.sigmas[index], None)
+
+
+def timed(fn: Callable[[], object], repeats: int, device: torch.device) -> float:
+    """Median wall seconds of ``fn`` over ``repeats`` runs after one warm-up."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    fn()
+    sync()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def parts(backbone, classifier, z, index, grid, task, repeats, device) -> dict[str, float]:
+    alpha, t = grid.alphas[index], grid.timesteps[index].expand(z.shape[0])
+    with torch.no_grad():
+        clean = predicted_clean_latent(z, backbone.eps(z, t, task.null), alpha)
+        image = backbone.decode(clean)
+    leaf = z.detach().requires_grad_(True)
+    graph_image = backbone.decode(predicted_clean_latent(leaf, backbone.eps(leaf, t, task.null), alpha))
+    v = torch.randn_like(graph_image)
+
+    def classifier_pass():
+        probe = image.detach().requires_grad_(True)
+        torch.autograd.grad(target_log_likelihood(classifier(probe), task.targets).sum(), probe)
+
+    def two_vjps():
+        torch.autograd.grad(graph_image, leaf, v, retain_graph=True)
+        torch.autograd.grad(graph_image, leaf, v, retain_graph=True)
+
+    with torch.no_grad():
+        results = {
+            "eps 2B": timed(lambda: backbone.eps(torch.cat([z, z]), torch.cat([t, t]), torch.cat([task.null, task.cond])), repeats, device),
+            "decode B": timed(lambda: backbone.decode(clean), repeats, device),
+        }
+    results["classifier fwd+bwd"] = timed(classifier_pass, repeats, device)
+    results["2 VJPs"] = timed(two_vjps, repeats, device)
+    return results
+
+
+def setup(name: str, batch: int, device: torch.device, speedups: Speedups):
+    backbone, classifier = build(name)
+    backbone, classifier = apply_speedups(backbone.to(device), speedups), classifier.to(device)
+    size = backbone.image_size
+    images = torch.rand(batch, 3, size, size, device=device)
+    targets = torch.arange(batch, device=device) % 10
+    with torch.no_grad():
+        z = backbone.encode(images)
+        cond, null = backbone.conditioning(targets)
+    grid = ddim_grid(backbone.alphas_cumprod, 500).to(device)
+    return backbone, classifier, z, grid, Task(images, targets, cond, null)
+
+
+def measure(name: str, batch: int, device: torch.device, precision: str, variant: str, repeats: int) -> dict[str, object]:
+    speedups, batched = VARIANTS[variant]
+    backbone, classifier, z, grid, task = setup(name, batch, device, speedups)
+    config = dataclasses.replace(LDCEConfig(), batched_vjp=batched)
+    autocast = torch.autocast(device.type, DTYPES[precision]) if DTYPES[precision] else contextlib.nullcontext()
+    row: dict[str, object] = {"model": name, "batch": batch, "precision": precision, "variant": variant}
+    with autocast:
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        row["step"] = timed(lambda: guided_step(backbone, classifier, z, 190, grid, task, config), repeats, device)
+        if device.type == "cuda":
+            row["peak GiB/image"] = torch.cuda.max_memory_allocated() / 2**30 / batch
+        if variant == "plain":
+            row.update(parts(backbone, classifier, z, 190, grid, task, repeats, device))
+            row["reference"] = timed(lambda: reference_step(backbone, classifier, z, 190, grid, task, config), repeats, device)
+            ours, theirs = guided_step(backbone, classifier, z, 190, grid, task, config)[0], reference_step(backbone, classifier, z, 190, grid, task, config)
+            row["max |Δ| vs reference"] = (ours - theirs).abs().max().item()
+    return row
+
+
+def report(row: dict[str, object]) -> str:
+    text = f"{row['model']:<7} B={row['batch']} {row['precision']:<4} {row['variant']:<17} step {1000 * row['step']:8.1f} ms"
+    if "reference" in row:
+        total = row["eps 2B"] + row["decode B"] + row["classifier fwd+bwd"] + row["2 VJPs"]
+        text += f" | Σparts {1000 * total:8.1f} ms (eps2B {1000 * row['eps 2B']:.1f}, dec {1000 * row['decode B']:.1f}, clf {1000 * row['classifier fwd+bwd']:.1f}, VJPs {1000 * row['2 VJPs']:.1f})"
+        text += f" | step/Σparts {row['step'] / total:.2f} | reference {1000 * row['reference']:.1f} ms, speed-up {row['reference'] / row['step']:.2f}× | max|Δ| {row['max |Δ| vs reference']:.1e}"
+    if "peak GiB/image" in row:
+        text += f" | peak {row['peak GiB/image']:.2f} GiB/image"
+    return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=["tiny", "mid"])
+    parser.add_argument("--batch", type=int, nargs="+", default=[4])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", choices=sorted(DTYPES), default="fp32")
+    parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=["plain", "batched_vjp"])
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    print(f"# {torch.cuda.get_device_name() if device.type == 'cuda' else 'CPU'}, torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)
+    for name in args.models:
+        for batch in args.batch:
+            for variant in args.variants:
+                print(report(measure(name, batch, device, args.precision, variant, args.repeats)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
