@@ -79,6 +79,11 @@ def main(argv: list[str] | None = None) -> None:
 
         shards_main(argv[1:])
         return
+    if argv[:1] == ["evaluate"]:
+        from ldce.evaluate import main as evaluate_main
+
+        evaluate_main(argv[1:])
+        return
     run_cli(None if argv == sys.argv[1:] else argv)
 
 

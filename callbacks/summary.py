@@ -12,11 +12,13 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from torchmetrics import MeanMetric, MetricCollection, SumMetric
 
 from ldce.callbacks import store
+from ldce.metrics import MetricsConfig, MetricSuite, Pairs, build_suite, quantise
 
 log = logging.getLogger(__name__)
 
 MEANS = ("flip_rate", "target_confidence", "l1", "l2")
 COUNTS = ("done", "skipped", "failed")
+CONFIG_PREFIX = "summary.metrics."
 
 
 def gather_lists(items: list[Any]) -> list[Any]:
@@ -28,21 +30,34 @@ def gather_lists(items: list[Any]) -> list[Any]:
     return [item for part in gathered for item in part]
 
 
-class RunSummary(Callback):
-    """Flip rate, mean target confidence, mean L1/L2 and counts over all ranks.
+def saved_pairs(outputs: dict[str, Any]) -> Pairs:
+    """The batch's pairs as the writer saves them: images quantised to 8 bits (``quantise``)."""
+    return Pairs(list(outputs["key"]), quantise(outputs["original"]), quantise(outputs["counterfactual"]), outputs["label"], outputs["target"])
 
-    Every rank updates its metrics per batch and reaches the sync at the end of predict, also a
-    rank that got no input. Rank 0 writes ``<output_dir>/summary.json`` and logs the metrics.
+
+class RunSummary(Callback):
+    """Counts, the run's own means and the counterfactual metrics over all ranks.
+
+    ``metrics`` (section ``evaluation`` of ``summary.json``, ``evaluation/*`` in W&B) are those of
+    :mod:`ldce.metrics`, computed on the counterfactuals as saved (8-bit), so that ``ldce evaluate``
+    on the output folder reproduces them; flip rate, closeness and COUT always, the others when
+    configured. Section ``metrics`` holds the run's own facts on the float images: flip rate, mean
+    target confidence, mean L1/L2 (as in the records). Every rank updates per batch and reaches the
+    sync at the end of predict, also a rank that got no input. Rank 0 writes
+    ``<output_dir>/summary.json`` and logs the metrics.
     """
 
-    def __init__(self, output_dir: str = "outputs") -> None:
+    def __init__(self, output_dir: str = "outputs", metrics: MetricsConfig | None = None) -> None:
         self.output_dir = Path(output_dir)
+        self.config = metrics or MetricsConfig()
         self.metrics = MetricCollection({name: MeanMetric() for name in MEANS} | {name: SumMetric() for name in COUNTS})
+        self.suite: MetricSuite | None = None
         self.failures: list[dict[str, str]] = []
 
     def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.metrics = self.metrics.to(pl_module.device)
         self.metrics.reset()
+        self.suite = build_suite(self.config, getattr(pl_module, "classifier", None), CONFIG_PREFIX).to(pl_module.device)
         self.failures = []
 
     def on_predict_batch_end(self, trainer, pl_module, outputs: dict[str, Any], batch, batch_idx, dataloader_idx=0) -> None:
@@ -56,9 +71,11 @@ class RunSummary(Callback):
             flipped = (outputs["prediction"] == outputs["target"]).float()
             for name, value in (("flip_rate", flipped), ("target_confidence", outputs["target_confidence"]), ("l1", outputs["l1"]), ("l2", outputs["l2"])):
                 self.metrics[name].update(value.to(device))
+            self.suite.update(saved_pairs(outputs).to(device))
 
     def on_predict_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         values = {name: float(v) for name, v in self.metrics.compute().items()}
+        evaluation = self.suite.compute()
         failures = gather_lists(self.failures)
         if not trainer.is_global_zero:
             return
@@ -66,8 +83,12 @@ class RunSummary(Callback):
             "counts": {name: int(values[name]) for name in COUNTS},
             "failed": sorted(failures, key=lambda f: f["key"]),
             "metrics": {name: (values[name] if values["done"] else None) for name in MEANS},
+            "evaluation": evaluation,
+            "evaluation_errors": self.suite.errors,
         }
         store.write_json(self.output_dir / "summary.json", summary)
         log.info("summary: %s", summary["counts"] | {k: v for k, v in summary["metrics"].items() if v is not None})
+        log.info("evaluation: %s", {k: v for k, v in evaluation.items() if v is not None})
         if trainer.logger is not None and values["done"]:
-            trainer.logger.log_metrics({f"summary/{name}": values[name] for name in MEANS + COUNTS})
+            logged = {f"summary/{name}": values[name] for name in MEANS + COUNTS}
+            trainer.logger.log_metrics(logged | {f"evaluation/{k}": v for k, v in evaluation.items() if v is not None})

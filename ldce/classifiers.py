@@ -20,6 +20,8 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
+from ldce.checkpoints import load_torch_file
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 LUMA = (0.299, 0.587, 0.114)
@@ -150,18 +152,16 @@ def confidence(logits: Tensor) -> Tensor:
 
 
 def read_state_dict(path: str | Path, key: str | None = None, strip_prefix: str | None = None) -> dict[str, Tensor]:
-    """Tensors of a ``.safetensors`` file or a torch file (``weights_only``), optionally nested under ``key``.
+    """Tensors of a ``.safetensors`` or torch file (read by ``ldce.checkpoints.load_torch_file``), under ``key`` if given.
 
-    ``strip_prefix`` (e.g. ``"module."``) is removed from the keys that start with it. Raises
-    ``FileNotFoundError`` / ``ValueError`` naming the file when it is missing, unreadable or not a
-    state dict.
-    """
+    ``strip_prefix`` (e.g. ``"module."``) is removed from matching keys. Errors name the file: ``FileNotFoundError``,
+    or ``ValueError`` when it is unreadable, truncated or not a state dict."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"classifier weights {path}: no such file (expected safetensors or a torch file)")
     try:
         safetensors = path.suffix == ".safetensors"
-        state = load_file(path) if safetensors else torch.load(path, map_location="cpu", weights_only=True)
+        state = load_file(path) if safetensors else load_torch_file(path, "classifier weights")
     except Exception as error:
         raise ValueError(f"classifier weights {path}: unreadable, truncated or not a state dict ({error})") from error
     if key is not None:

@@ -1,0 +1,94 @@
+"""``MetricSuite``: the configured metrics over batches of pairs, each judge network applied once per batch."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import torch
+from torch import Tensor, nn
+from torchmetrics import Metric
+
+
+@dataclass
+class Pairs:
+    """A batch of B explained inputs.
+
+    keys: B sample keys; original, counterfactual: ``(B, 3, H, W)`` in [0, 1]; source (the label)
+    and target: int64 ``(B,)``.
+    """
+
+    keys: list[str]
+    original: Tensor
+    counterfactual: Tensor
+    source: Tensor
+    target: Tensor
+
+    def to(self, device: torch.device | str) -> Pairs:
+        return replace(self, **{name: getattr(self, name).to(device) for name in ("original", "counterfactual", "source", "target")})
+
+
+def quantise(images: Tensor) -> Tensor:
+    """``round(255·clamp(x, 0, 1)) / 255``: the values of the 8-bit PNG the writer saves (``visualize.to_uint8``).
+
+    The run's metrics see the images as they are saved, so that ``ldce evaluate`` on the PNGs
+    gets the same inputs, bit for bit.
+    """
+    return (images.float().clamp(0, 1) * 255).round() / 255
+
+
+class Outputs:
+    """The judge networks' outputs on one batch, each computed at most once: ``of(name)`` → ``(f(x), f(x'))``."""
+
+    def __init__(self, pairs: Pairs, models: nn.ModuleDict) -> None:
+        self.pairs, self.models = pairs, models
+        self._cache: dict[str, tuple[Tensor, Tensor]] = {}
+
+    def of(self, name: str) -> tuple[Tensor, Tensor]:
+        if name not in self._cache:
+            model = self.models[name]
+            self._cache[name] = (model(self.pairs.original), model(self.pairs.counterfactual))
+        return self._cache[name]
+
+
+Feed = Callable[[Outputs], tuple]
+"""The arguments of a metric's ``update`` for one batch, taken from the pairs and the networks' outputs."""
+
+
+class MetricSuite(nn.Module):
+    """Named metrics, the networks they judge with, and the metrics that could not be built (``errors``).
+
+    ``update`` adds a batch on this rank; ``compute`` syncs every metric across ranks (a collective:
+    every rank calls it, also one without pairs) and returns plain floats, ``None`` where undefined
+    (no pairs; FID with fewer than 2).
+    """
+
+    def __init__(self, models: dict[str, nn.Module], metrics: dict[str, tuple[Metric, Feed]], errors: dict[str, str]) -> None:
+        super().__init__()
+        self.models = nn.ModuleDict(models)
+        self.metrics = nn.ModuleDict({name: metric for name, (metric, _) in metrics.items()})
+        self.feeds = {name: feed for name, (_, feed) in metrics.items()}
+        self.errors = dict(errors)
+
+    @torch.no_grad()
+    def update(self, pairs: Pairs) -> None:
+        if not pairs.keys:
+            return
+        outputs = Outputs(pairs, self.models)
+        for name, metric in self.metrics.items():
+            metric.update(*self.feeds[name](outputs))
+
+    def compute(self) -> dict[str, float | None]:
+        values: dict[str, float | None] = {}
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*was called before the ``update`` method.*")
+            for name, metric in self.metrics.items():
+                value = float(metric.compute())
+                values[name] = None if math.isnan(value) else value
+        return values
+
+    def reset(self) -> None:
+        for metric in self.metrics.values():
+            metric.reset()
