@@ -12,7 +12,7 @@ Inputs (``collect_items``):
 Each sample holds ``__key__`` (the relative path without extension, every character outside
 ``[A-Za-z0-9_-]`` replaced by ``_``; a colliding key gets a hash of the path appended), the image bytes
 unchanged under their lower-cased extension, ``cls`` (label) and ``target.cls`` when known, and ``json``
-``{"index", "path", "label"?, "target"?, "class_name"?}``.
+``{"index", "path", "label"?, "target"?, "class_name"?}`` (``index``: the item's own, else its position).
 
 CLI: ``python -m ldce.datamodules.shards --input X --output "out/shard-%06d.tar" --maxcount 1000
 [--class_names names.txt] [--root DIR]``.
@@ -41,13 +41,18 @@ IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "ppm", "bmp")
 
 @dataclass(frozen=True)
 class ShardItem:
-    """One image to write: its file, its path relative to the input root, and optional labels."""
+    """One image to write: its file, its path relative to the input root, and optional labels.
+
+    ``index``: the image's index in its data set when that is not its position in the shards (e.g.
+    ImageNet's folder order, which published target mappings index, written in block order).
+    """
 
     path: Path
     relpath: str
     label: int | None = None
     target: int | None = None
     class_name: str | None = None
+    index: int | None = None
 
 
 def is_image_path(path: Path) -> bool:
@@ -75,7 +80,7 @@ def _to_sample(item: ShardItem, index: int, key: str) -> dict:
     """The WebDataset sample of ``item``: image bytes unchanged, ``cls``/``target.cls`` and ``json`` meta."""
     if not is_image_path(item.path):
         raise ValueError(f"{item.path}: not one of the image extensions {', '.join(IMAGE_EXTENSIONS)}")
-    meta: dict = {"index": index, "path": item.relpath}
+    meta: dict = {"index": index if item.index is None else item.index, "path": item.relpath}
     sample: dict = {"__key__": key, item.path.suffix.lower().lstrip("."): item.path.read_bytes(), "json": meta}
     if item.label is not None:
         sample["cls"] = meta["label"] = item.label
