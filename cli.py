@@ -1,4 +1,8 @@
-"""The ``ldce`` command: ``ldce predict --config configs/<experiment>.yaml`` (LightningCLI), ``ldce shards``.
+"""The ``ldce`` command: ``ldce predict --config configs/<experiment>.yaml`` (LightningCLI) and tools.
+
+``ldce fit`` trains (the demo models, the Flowers linear head); ``ldce shards`` / ``ldce datasets``
+write WebDataset shards; ``ldce targets`` writes nearest-other-class target files; ``ldce evaluate``
+scores a results folder.
 
 One top-level ``--output_dir`` is followed by the writer, the run summary, the W&B logger and the
 saved ``config.yaml``; a repeated run into the same folder resumes instead of failing.
@@ -6,6 +10,7 @@ saved ``config.yaml``; a repeated run into the same folder resumes instead of fa
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from typing import Any, Literal
@@ -17,6 +22,14 @@ from lightning.pytorch.loggers import WandbLogger
 from ldce.callbacks.summary import RunSummary
 from ldce.callbacks.wandb_table import WandbCounterfactuals
 from ldce.callbacks.writer import CounterfactualWriter
+
+TOOLS = {
+    "shards": "ldce.datamodules.shards:main",
+    "datasets": "ldce.datamodules.datasets:main",
+    "targets": "ldce.nearest_targets:main",
+    "evaluate": "ldce.evaluate:main",
+}
+"""``ldce <tool> …`` commands beside LightningCLI's ``fit`` / ``predict`` / …: module:function(argv)."""
 
 TRAINER_DEFAULTS: dict[str, Any] = {"inference_mode": False, "logger": False, "enable_model_summary": False, "devices": "auto"}
 
@@ -74,15 +87,9 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``ldce`` console command."""
     argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if argv[:1] == ["shards"]:
-        from ldce.datamodules.shards import main as shards_main
-
-        shards_main(argv[1:])
-        return
-    if argv[:1] == ["evaluate"]:
-        from ldce.evaluate import main as evaluate_main
-
-        evaluate_main(argv[1:])
+    if argv[:1] and argv[0] in TOOLS:
+        module, function = TOOLS[argv[0]].rsplit(":", 1)
+        getattr(importlib.import_module(module), function)(argv[1:])
         return
     run_cli(None if argv == sys.argv[1:] else argv)
 
