@@ -10,7 +10,9 @@ raw classifier score), classifier-free guidance only (``free``), and a pixel-spa
 on the explained classifier with the same per-image L1 budget as LDCE's counterfactual.
 Columns: flip rate on the explained classifier; agreement of the *independent* classifier with
 the target; mean L1 / L2 distance; share of counterfactuals the independent classifier still
-calls the source class. The independent classifier never guides anything: it judges whether a
+calls the source class; COUT with the explained classifier; and the Fréchet distance between
+originals and counterfactuals in the *independent classifier's* penultimate feature space (not
+Inception FID). The independent classifier never guides anything: it judges whether a
 counterfactual looks like the target to another model, or only fools the explained one.
 """
 
@@ -29,6 +31,8 @@ from torch import Tensor
 from ldce import demo
 from ldce.config import LDCEConfig
 from ldce.explain import explain
+from ldce.metrics import COUT, FID
+from ldce.metrics.features import PenultimateFeatures
 from ldce.targets import class_name
 
 log = logging.getLogger(__name__)
@@ -75,19 +79,38 @@ def scores(explained: torch.nn.Module, judge: torch.nn.Module, images: Tensor, c
     return {"flip": flipped.float(), "agree": (judged == targets).float(), "source": (judged == sources).float(), "l1": diff.abs().sum(1), "l2": diff.norm(dim=1)}
 
 
+class Row:
+    """Per-image scores plus COUT (explained classifier) and FID in the judge's feature space."""
+
+    def __init__(self, explained: torch.nn.Module, judge_features: PenultimateFeatures) -> None:
+        self.parts: list[dict[str, Tensor]] = []
+        self.cout, self.fid, self.features = COUT(explained), FID(judge_features.num_features), judge_features
+
+    def update(self, scored: dict[str, Tensor], images: Tensor, counterfactuals: Tensor, sources: Tensor, targets: Tensor) -> None:
+        self.parts.append(scored)
+        self.cout.update(images, counterfactuals, sources, targets)
+        with torch.no_grad():
+            self.fid.update(self.features(images), self.features(counterfactuals))
+
+    def summary(self) -> dict[str, Tensor]:
+        joined = {k: torch.cat([p[k] for p in self.parts]) for k in self.parts[0]}
+        return joined | {"cout": self.cout.compute(), "fid": self.fid.compute()}
+
+
 def run_rows(batches, config: LDCEConfig, seed: int) -> dict[str, dict[str, Tensor]]:
     backbone, explained, judge = demo.backbone(), demo.classifier(), demo.independent_classifier()
-    rows: dict[str, list[dict[str, Tensor]]] = {}
+    features = PenultimateFeatures(demo.independent_classifier())
     variants = {"LDCE (consensus)": config, "LDCE (no consensus)": dataclasses.replace(config, guidance="unprojected"), "CFG only": dataclasses.replace(config, guidance="free")}
+    rows = {name: Row(explained, features) for name in [*variants, "pixel attack (same L1)"]}
     for keys, images, sources, targets in batches:
         ldce_l1 = None
         for name, variant in variants.items():
             result = explain(images, targets, backbone, explained, variant, seed=seed, keys=keys)
-            rows.setdefault(name, []).append(scores(explained, judge, images, result.images, sources, targets))
+            rows[name].update(scores(explained, judge, images, result.images, sources, targets), images, result.images, sources, targets)
             ldce_l1 = result.l1 if ldce_l1 is None else ldce_l1
         attacked = pgd_l1(explained, images, targets, ldce_l1)
-        rows.setdefault("pixel attack (same L1)", []).append(scores(explained, judge, images, attacked, sources, targets))
-    return {name: {k: torch.cat([p[k] for p in parts]) for k in parts[0]} for name, parts in rows.items()}
+        rows["pixel attack (same L1)"].update(scores(explained, judge, images, attacked, sources, targets), images, attacked, sources, targets)
+    return {name: row.summary() for name, row in rows.items()}
 
 
 def quickstart_config(path: Path) -> LDCEConfig:
@@ -97,9 +120,14 @@ def quickstart_config(path: Path) -> LDCEConfig:
 
 
 def table(title: str, rows: dict[str, dict[str, Tensor]]) -> str:
-    lines = [f"{title} ({len(next(iter(rows.values()))['flip'])} images)", f"{'method':<24} {'flip rate':>9} {'indep. agrees':>13} {'indep. = source':>15} {'L1':>8} {'L2':>7}"]
+    count = len(next(iter(rows.values()))["flip"])
+    header = f"{'method':<24} {'flip rate':>9} {'indep. agrees':>13} {'indep. = source':>15} {'L1':>7} {'L2':>6} {'COUT':>6} {'FID (judge)':>11}"
+    lines = [f"{title} ({count} images)", header]
     for name, s in rows.items():
-        lines.append(f"{name:<24} {s['flip'].mean():>9.1%} {s['agree'].mean():>13.1%} {s['source'].mean():>15.1%} {s['l1'].mean():>8.1f} {s['l2'].mean():>7.2f}")
+        lines.append(
+            f"{name:<24} {s['flip'].mean():>9.1%} {s['agree'].mean():>13.1%} {s['source'].mean():>15.1%} "
+            f"{s['l1'].mean():>7.1f} {s['l2'].mean():>6.2f} {float(s['cout']):>6.3f} {float(s['fid']):>11.2f}"
+        )
     return "\n".join(lines)
 
 

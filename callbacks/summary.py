@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,8 @@ class RunSummary(Callback):
     configured. Section ``metrics`` holds the run's own facts on the float images: flip rate, mean
     target confidence, mean L1/L2 (as in the records). Every rank updates per batch and reaches the
     sync at the end of predict, also a rank that got no input. Rank 0 writes
-    ``<output_dir>/summary.json`` and logs the metrics.
+    ``<output_dir>/summary.json`` and logs the metrics, with the wall seconds of the predict loop
+    (rank 0's, metric sync included) and the world size.
     """
 
     def __init__(self, output_dir: str = "outputs", metrics: MetricsConfig | None = None) -> None:
@@ -59,6 +61,7 @@ class RunSummary(Callback):
         self.metrics.reset()
         self.suite = build_suite(self.config, getattr(pl_module, "classifier", None), CONFIG_PREFIX).to(pl_module.device)
         self.failures = []
+        self.started = time.perf_counter()
 
     def on_predict_batch_end(self, trainer, pl_module, outputs: dict[str, Any], batch, batch_idx, dataloader_idx=0) -> None:
         device = pl_module.device
@@ -85,6 +88,8 @@ class RunSummary(Callback):
             "metrics": {name: (values[name] if values["done"] else None) for name in MEANS},
             "evaluation": evaluation,
             "evaluation_errors": self.suite.errors,
+            "seconds": time.perf_counter() - self.started,
+            "world_size": trainer.world_size,
         }
         store.write_json(self.output_dir / "summary.json", summary)
         log.info("summary: %s", summary["counts"] | {k: v for k, v in summary["metrics"].items() if v is not None})

@@ -1,0 +1,54 @@
+"""Counterfactuals per second of the quickstart with 1 and with 2 processes (DDP, CPU by default).
+
+    python benchmarks/throughput.py [--processes 1 2] [--threads 1]
+
+Each run is ``ldce predict --config configs/quickstart.yaml`` into a fresh folder (W&B off); the rate
+is inputs done / the predict loop's seconds from ``summary.json`` (start-up and model loading
+excluded; the total wall time is printed too). With ``--threads 1`` every process gets one thread,
+so that 2 processes use the 2 cores of a small machine without oversubscribing them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run(processes: int, threads: int, folder: Path) -> dict[str, float]:
+    command = [sys.executable, "-m", "ldce.cli", "predict", "--config", str(REPO / "configs" / "quickstart.yaml"), "--output_dir", str(folder), "--wandb.mode", "disabled", "--trainer.devices", str(processes)]
+    if processes > 1:
+        command += ["--trainer.strategy", "ddp"]
+    env = os.environ | {"OMP_NUM_THREADS": str(threads), "MASTER_PORT": str(29500 + processes)}
+    start = time.perf_counter()
+    subprocess.run(command, env=env, cwd=REPO, check=True, capture_output=True)
+    wall = time.perf_counter() - start
+    summary = json.loads((folder / "summary.json").read_text())
+    done = summary["counts"]["done"]
+    return {"processes": processes, "done": done, "loop_seconds": summary["seconds"], "wall_seconds": wall, "rate": done / summary["seconds"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--processes", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--threads", type=int, default=1, help="threads per process")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for processes in args.processes:
+            rows.append(run(processes, args.threads, Path(tmp) / f"p{processes}"))
+    base = rows[0]["rate"]
+    print(f"{'processes':>9} {'inputs':>6} {'loop s':>7} {'wall s':>7} {'cf/s':>6} {'scaling':>7}   ({args.threads} thread(s) per process)")
+    for r in rows:
+        print(f"{r['processes']:>9} {r['done']:>6} {r['loop_seconds']:>7.1f} {r['wall_seconds']:>7.1f} {r['rate']:>6.2f} {r['rate'] / base:>6.2f}×")
+
+
+if __name__ == "__main__":
+    main()
