@@ -29,6 +29,13 @@ from PIL import Image
 DONE, FAILED = "done", "failed"
 
 
+def _file_mode() -> int:
+    """``0o666`` less the process umask: the mode ``open()`` would give a new file."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def file_stem(key: str) -> str:
     """A file name for a sample key: path separators and other unsafe characters percent-quoted."""
     return quote(key, safe="-_.,+=@")
@@ -43,6 +50,7 @@ def atomic_write(path: Path, write: Any) -> None:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, _file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

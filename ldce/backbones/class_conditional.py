@@ -155,6 +155,7 @@ class ClassConditionalLDM(Backbone):
             raise FileExistsError(f"{directory} exists and is not a ClassConditionalLDM copy; not overwriting it")
         directory.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+        staging.chmod(0o755)
         self.unet.save_pretrained(staging / "unet")
         self.first_stage.save_pretrained(staging / "first_stage")
         save_file({"class_embedding": self.class_embedding.weight.detach().contiguous(),
