@@ -56,22 +56,23 @@ def check_targets(targets: Tensor, num_classes: int) -> None:
                          f"got {targets.tolist()}")
 
 
+def _require(path: str | Path, what: str, kind: str) -> Path:
+    """``Path(path)`` if it is an existing local ``kind`` (folder or file); else a clear error."""
+    found = Path(path)
+    if not (found.is_dir() if kind == "folder" else found.is_file()):
+        raise FileNotFoundError(f"{what} not found: {str(path)!r} is not a local {kind} "
+                                f"(models load from local paths only, never from the hub)")
+    return found
+
+
 def require_dir(path: str | Path, what: str) -> Path:
     """``Path(path)`` if it is an existing local folder; else a clear error (never a hub look-up)."""
-    folder = Path(path)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{what} not found: {str(path)!r} is not a local folder "
-                                f"(models load from local paths only, never from the hub)")
-    return folder
+    return _require(path, what, "folder")
 
 
 def require_file(path: str | Path, what: str) -> Path:
     """``Path(path)`` if it is an existing local file; else a clear error (never a download)."""
-    file = Path(path)
-    if not file.is_file():
-        raise FileNotFoundError(f"{what} not found: {str(path)!r} is not a local file "
-                                f"(models load from local paths only, never from the hub)")
-    return file
+    return _require(path, what, "file")
 
 
 def require_component(folder: Path, subfolder: str) -> None:
