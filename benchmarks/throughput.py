@@ -2,7 +2,8 @@
 
     python benchmarks/throughput.py [--processes 1 2] [--threads 1]
 
-Each run is ``ldce predict --config configs/quickstart.yaml`` into a fresh folder (W&B off); the rate
+Each run is ``ldce predict --config configs/quickstart.yaml`` into a fresh folder (W&B off) over the
+demo's 64 inputs re-written as 4 shards of 16 (work is split between processes by shard); the rate
 is inputs done / the predict loop's seconds from ``summary.json`` (start-up and model loading
 excluded; the total wall time is printed too). With ``--threads 1`` every process gets one thread,
 so that 2 processes use the 2 cores of a small machine without oversubscribing them.
@@ -20,10 +21,24 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+DEMO_SHARD = REPO / "ldce" / "demo" / "data" / "fashion_mnist_demo.tar"
 
 
-def run(processes: int, threads: int, folder: Path) -> dict[str, float]:
-    command = [sys.executable, "-m", "ldce.cli", "predict", "--config", str(REPO / "configs" / "quickstart.yaml"), "--output_dir", str(folder), "--wandb.mode", "disabled", "--trainer.devices", str(processes)]
+def split_demo_shard(folder: Path, per_shard: int) -> str:
+    """The 64 demo inputs re-written as shards of ``per_shard`` (work is split by shard); their pattern."""
+    import webdataset
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with webdataset.ShardWriter(str(folder / "demo-%06d.tar"), maxcount=per_shard, verbose=0) as sink:
+        for sample in webdataset.WebDataset(str(DEMO_SHARD), shardshuffle=False):
+            sink.write({k: v for k, v in sample.items() if k != "__url__" and k != "__local_path__"})
+    count = len(list(folder.glob("demo-*.tar")))
+    return str(folder / f"demo-{{000000..{count - 1:06d}}}.tar")
+
+
+def run(processes: int, threads: int, folder: Path, urls: str) -> dict[str, float]:
+    command = [sys.executable, "-m", "ldce.cli", "predict", "--config", str(REPO / "configs" / "quickstart.yaml"), "--output_dir", str(folder),
+               "--wandb.mode", "disabled", "--trainer.devices", str(processes), "--data.urls", urls]  # fmt: skip
     if processes > 1:
         command += ["--trainer.strategy", "ddp"]
     env = os.environ | {"OMP_NUM_THREADS": str(threads), "MASTER_PORT": str(29500 + processes)}
@@ -42,8 +57,9 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        urls = split_demo_shard(Path(tmp) / "shards", 16)
         for processes in args.processes:
-            rows.append(run(processes, args.threads, Path(tmp) / f"p{processes}"))
+            rows.append(run(processes, args.threads, Path(tmp) / f"p{processes}", urls))
     base = rows[0]["rate"]
     print(f"{'processes':>9} {'inputs':>6} {'loop s':>7} {'wall s':>7} {'cf/s':>6} {'scaling':>7}   ({args.threads} thread(s) per process)")
     for r in rows:
