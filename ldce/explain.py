@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from ldce.backbones.base import Backbone
 from ldce.classifiers import confidence, predict, target_probability
 from ldce.config import LDCEConfig
-from ldce.sampler import StepCallback, Task, sample
+from ldce.sampler import StepCallback, Task, first_rows, sample
 from ldce.schedule import ddim_grid, noise_level, start_index
 
 
@@ -41,16 +41,12 @@ class Counterfactuals:
 
     def head(self, n: int) -> Counterfactuals:
         """The first ``n`` samples."""
-        return Counterfactuals(**{f.name: _rows(getattr(self, f.name), slice(0, n)) for f in fields(self)})
+        return Counterfactuals(**{f.name: first_rows(getattr(self, f.name), n) for f in fields(self)})
 
     @staticmethod
     def cat(parts: Sequence[Counterfactuals]) -> Counterfactuals:
         """Samples of several results, in order."""
         return Counterfactuals(**{f.name: _cat([getattr(p, f.name) for p in parts]) for f in fields(Counterfactuals)})
-
-
-def _rows(value: Tensor | None, rows: slice) -> Tensor | None:
-    return None if value is None else value[rows]
 
 
 def _cat(values: list[Tensor | None]) -> Tensor | None:

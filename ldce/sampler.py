@@ -20,7 +20,7 @@ The forward pass runs once per step: both gradients are vector–Jacobian produc
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor, nn
@@ -60,13 +60,15 @@ class StepRecord:
     clean_image: Tensor
     target_probability: Tensor | None
     consensus_mask: Tensor | None
-
-
     def head(self, n: int) -> StepRecord:
         """The record of the first ``n`` samples."""
-        rows = slice(0, n)
-        probability, mask = self.target_probability, self.consensus_mask
-        return StepRecord(self.index, self.timestep, self.clean_image[rows], None if probability is None else probability[rows], None if mask is None else mask[rows])
+        per_sample = ("clean_image", "target_probability", "consensus_mask")
+        return replace(self, **{name: first_rows(getattr(self, name), n) for name in per_sample})
+
+
+def first_rows(value: Tensor | None, n: int) -> Tensor | None:
+    """``value[:n]``, or ``None`` for an absent per-sample tensor."""
+    return None if value is None else value[:n]
 
 
 StepCallback = Callable[[StepRecord], None]
