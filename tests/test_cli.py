@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from ldce.cli import main
 
 from cli_helpers import environment, good_sample, ldce, outputs_of, png, records, summary, tiny_config, uneven_shards, write_shard
@@ -15,9 +16,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_predict_writes_images_records_summary_and_config(tmp_path):
-    config = tiny_config(tmp_path, uneven_shards(tmp_path / "data", (3, 2)), class_names=[f"c{i}" for i in range(10)])
+    config = tiny_config(tmp_path, uneven_shards(tmp_path / "data", (3, 2)), class_names=[f"c{i}" for i in range(10)], record_steps=True)
     out = tmp_path / "out"
-    ldce("predict", "--config", str(config), "--output_dir", str(out))
+    ldce("predict", "--config", str(config), "--output_dir", str(out), "--writer.save_steps", "true")
     done = records(out)
     assert sorted(r["key"] for r in done) == [f"s{i:03d}" for i in range(5)]
     for record in done:
@@ -32,6 +33,8 @@ def test_predict_writes_images_records_summary_and_config(tmp_path):
     assert result["metrics"]["l1"] == pytest.approx(sum(r["l1"] for r in done) / 5, rel=1e-6)
     assert (out / "config.yaml").is_file() and (out / "grid.png").is_file()
     assert all((out / r["files"]["consensus"]).is_file() for r in done)
+    with Image.open(out / done[0]["files"]["steps"]) as gif:
+        assert gif.n_frames == 5, "one frame per guided step (strength 0.5 of 10 steps)"
 
 
 def test_a_rerun_into_the_same_folder_skips_what_is_done(tmp_path):
