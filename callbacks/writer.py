@@ -15,7 +15,7 @@ from PIL import Image
 
 from ldce.callbacks import store
 from ldce.targets import class_name
-from ldce.visualize import grid, heat, panel, to_uint8
+from ldce.visualize import consensus_map, grid, panel, to_uint8
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +85,7 @@ class CounterfactualWriter(BasePredictionWriter):
         for step, image in enumerate(images):
             tiles = [to_uint8(image)]
             if masks is not None:
-                mask = torch.nn.functional.interpolate(masks[step][None, None].float(), size=image.shape[-2:])[0, 0]
-                tiles.append(to_uint8(heat(mask)))
+                tiles.append(to_uint8(consensus_map(masks[step], tuple(image.shape[-2:]))))
             frames.append(Image.fromarray(np.concatenate(tiles, axis=1)))
         store.save_image(frames[0], path, save_all=True, append_images=frames[1:], duration=80, loop=0)
 

@@ -22,6 +22,11 @@ def heat(values: Tensor) -> Tensor:
     return torch.stack([v, 0.2 + 0.7 * v, 0.6 * (1 - v)])
 
 
+def consensus_map(consensus: Tensor, size: tuple[int, int]) -> Tensor:
+    """A latent-resolution map ``(h, w)`` in [0, 1], upsampled (nearest) to ``size`` and coloured: ``(3, H, W)``."""
+    return heat(F.interpolate(consensus[None, None].float(), size=size, mode="nearest")[0, 0])
+
+
 def panel(original: Tensor, counterfactual: Tensor, consensus: Tensor | None = None) -> np.ndarray:
     """One row: original | counterfactual | |difference| (normalised) | consensus map (if given).
 
@@ -31,8 +36,7 @@ def panel(original: Tensor, counterfactual: Tensor, consensus: Tensor | None = N
     diff = (counterfactual - original).abs().sum(0)
     tiles = [original, counterfactual, heat(diff / diff.max().clamp_min(1e-8))]
     if consensus is not None:
-        size = tuple(original.shape[-2:])
-        tiles.append(heat(F.interpolate(consensus[None, None].float(), size=size, mode="nearest")[0, 0]))
+        tiles.append(consensus_map(consensus, tuple(original.shape[-2:])))
     return np.concatenate([to_uint8(t) for t in tiles], axis=1)
 
 
