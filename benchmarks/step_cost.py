@@ -12,14 +12,18 @@ For each model (random weights; see ``benchmarks/models.py``) it measures, in on
 - ``reference``: the same step computed the way the original code does it (an autograd graph over
   both halves of the 2B forward, one backward per loss with the graph kept) — ``reference / step``
   is the speed-up (goal ≥ 2×); both give the same latent (checked);
-- peak accelerator memory per image (CUDA only).
-Times are medians over ``--repeats`` after one warm-up.
+- peak accelerator memory per image (CUDA only);
+- seconds per counterfactual at the paper's settings: ``step × --paper-steps / B`` (500 DDIM steps at
+  strength 0.382 are 191 guided steps), for ldce and, with ``plain``, for the original's structure.
+Each model is built once (random weights) and copied for every variant. Times are medians over
+``--repeats`` after one warm-up (with ``compile``, the warm-up also compiles).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import dataclasses
 import statistics
 import time
@@ -99,9 +103,10 @@ def parts(backbone, classifier, z, index, grid, task, repeats, device) -> dict[s
     return results
 
 
-def setup(name: str, batch: int, device: torch.device, speedups: Speedups):
+def setup(name: str, batch: int, device: torch.device):
+    """The model pair on ``device``, a batch of random images, its latents and the task."""
     backbone, classifier = build(name)
-    backbone, classifier = apply_speedups(backbone.to(device), speedups), classifier.to(device)
+    backbone, classifier = backbone.to(device), classifier.to(device)
     size = backbone.image_size
     images = torch.rand(batch, 3, size, size, device=device)
     targets = torch.arange(batch, device=device) % 10
@@ -112,18 +117,21 @@ def setup(name: str, batch: int, device: torch.device, speedups: Speedups):
     return backbone, classifier, z, grid, Task(images, targets, cond, null)
 
 
-def measure(name: str, batch: int, device: torch.device, precision: str, variant: str, repeats: int) -> dict[str, object]:
+def measure(models, device: torch.device, precision: str, variant: str, repeats: int) -> dict[str, object]:
+    """One row: ldce's step with ``variant``; with ``plain`` also the parts and the original's structure."""
     speedups, batched = VARIANTS[variant]
-    backbone, classifier, z, grid, task = setup(name, batch, device, speedups)
+    plain, classifier, z, grid, task = models
+    backbone = apply_speedups(copy.deepcopy(plain), speedups)
     config = dataclasses.replace(LDCEConfig(), batched_vjp=batched)
     autocast = torch.autocast(device.type, DTYPES[precision]) if DTYPES[precision] else contextlib.nullcontext()
-    row: dict[str, object] = {"model": name, "batch": batch, "precision": precision, "variant": variant}
+    row: dict[str, object] = {"batch": z.shape[0], "precision": precision, "variant": variant}
     with autocast:
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
+            resident = torch.cuda.memory_allocated()
         row["step"] = timed(lambda: guided_step(backbone, classifier, z, 190, grid, task, config), repeats, device)
         if device.type == "cuda":
-            row["peak GiB/image"] = torch.cuda.max_memory_allocated() / 2**30 / batch
+            row["peak GiB/image"] = (torch.cuda.max_memory_allocated() - resident) / 2**30 / z.shape[0]
         if variant == "plain":
             row.update(parts(backbone, classifier, z, 190, grid, task, repeats, device))
             row["reference"] = timed(lambda: reference_step(backbone, classifier, z, 190, grid, task, config), repeats, device)
@@ -132,14 +140,16 @@ def measure(name: str, batch: int, device: torch.device, precision: str, variant
     return row
 
 
-def report(row: dict[str, object]) -> str:
-    text = f"{row['model']:<7} B={row['batch']} {row['precision']:<4} {row['variant']:<17} step {1000 * row['step']:8.1f} ms"
+def report(name: str, row: dict[str, object], paper_steps: int) -> str:
+    """One line: step time, seconds per counterfactual at ``paper_steps`` steps, parts and reference."""
+    per_cf = paper_steps / row["batch"]
+    text = f"{name:<7} B={row['batch']} {row['precision']:<4} {row['variant']:<17} step {1000 * row['step']:8.1f} ms ({row['step'] * per_cf:.1f} s/cf)"
     if "reference" in row:
         total = row["eps 2B"] + row["decode B"] + row["classifier fwd+bwd"] + row["2 VJPs"]
         text += f" | Σparts {1000 * total:8.1f} ms (eps2B {1000 * row['eps 2B']:.1f}, dec {1000 * row['decode B']:.1f}, clf {1000 * row['classifier fwd+bwd']:.1f}, VJPs {1000 * row['2 VJPs']:.1f})"
-        text += f" | step/Σparts {row['step'] / total:.2f} | reference {1000 * row['reference']:.1f} ms, speed-up {row['reference'] / row['step']:.2f}× | max|Δ| {row['max |Δ| vs reference']:.1e}"
+        text += f" | step/Σparts {row['step'] / total:.2f} | reference {1000 * row['reference']:.1f} ms ({row['reference'] * per_cf:.1f} s/cf), speed-up {row['reference'] / row['step']:.2f}× | max|Δ| {row['max |Δ| vs reference']:.1e}"
     if "peak GiB/image" in row:
-        text += f" | peak {row['peak GiB/image']:.2f} GiB/image"
+        text += f" | peak {row['peak GiB/image']:.2f} GiB/image above weights"
     return text
 
 
@@ -148,16 +158,22 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["tiny", "mid"])
     parser.add_argument("--batch", type=int, nargs="+", default=[4])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--precision", choices=sorted(DTYPES), default="fp32")
+    parser.add_argument("--precision", nargs="+", choices=sorted(DTYPES), default=["fp32"])
     parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=["plain", "batched_vjp"])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--paper-steps", type=int, default=191, help="guided steps per counterfactual for s/cf (default: 500 × 0.382)")
     args = parser.parse_args()
     device = torch.device(args.device)
     print(f"# {torch.cuda.get_device_name() if device.type == 'cuda' else 'CPU'}, torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)
     for name in args.models:
         for batch in args.batch:
-            for variant in args.variants:
-                print(report(measure(name, batch, device, args.precision, variant, args.repeats)), flush=True)
+            models = setup(name, batch, device)
+            for precision in args.precision:
+                for variant in args.variants:
+                    print(report(name, measure(models, device, precision, variant, args.repeats), args.paper_steps), flush=True)
+            del models
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
 
 
 if __name__ == "__main__":

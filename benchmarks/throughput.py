@@ -1,6 +1,6 @@
 """Counterfactuals per second of the quickstart with 1 and with 2 processes (DDP, CPU by default).
 
-    python benchmarks/throughput.py [--processes 1 2] [--threads 1]
+    python benchmarks/throughput.py [--processes 1 2] [--threads 1] [--accelerator cpu|gpu]
 
 Each run is ``ldce predict --config configs/quickstart.yaml`` into a fresh folder (W&B off) over the
 demo's 64 inputs re-written as 4 shards of 16 (work is split between processes by shard); the rate
@@ -36,14 +36,14 @@ def split_demo_shard(folder: Path, per_shard: int) -> str:
     return str(folder / f"demo-{{000000..{count - 1:06d}}}.tar")
 
 
-def run(processes: int, threads: int, folder: Path, urls: str) -> dict[str, float]:
-    command = [sys.executable, "-m", "ldce.cli", "predict", "--config", str(REPO / "configs" / "quickstart.yaml"), "--output_dir", str(folder),
-               "--wandb.mode", "disabled", "--trainer.devices", str(processes), "--data.urls", urls]  # fmt: skip
+def run(processes: int, threads: int, accelerator: str, folder: Path, urls: str) -> dict[str, float]:
+    command = [sys.executable, "-m", "ldce.cli", "predict", "--config", str(REPO / "configs" / "quickstart.yaml"), "--output_dir", str(folder), "--wandb.mode",
+               "disabled", "--trainer.accelerator", accelerator, "--trainer.devices", str(processes), "--data.urls", urls]  # fmt: skip
     if processes > 1:
         command += ["--trainer.strategy", "ddp"]
     env = os.environ | {"OMP_NUM_THREADS": str(threads), "MASTER_PORT": str(29500 + processes)}
     start = time.perf_counter()
-    subprocess.run(command, env=env, cwd=REPO, check=True, capture_output=True)
+    subprocess.run(command, env=env, cwd=folder.parent, check=True, capture_output=True)
     wall = time.perf_counter() - start
     summary = json.loads((folder / "summary.json").read_text())
     done = summary["counts"]["done"]
@@ -54,14 +54,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--threads", type=int, default=1, help="threads per process")
+    parser.add_argument("--accelerator", default="cpu", help="the trainer's accelerator (gpu: one device per process)")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         urls = split_demo_shard(Path(tmp) / "shards", 16)
         for processes in args.processes:
-            rows.append(run(processes, args.threads, Path(tmp) / f"p{processes}", urls))
+            rows.append(run(processes, args.threads, args.accelerator, Path(tmp) / f"p{processes}", urls))
     base = rows[0]["rate"]
-    print(f"{'processes':>9} {'inputs':>6} {'loop s':>7} {'wall s':>7} {'cf/s':>6} {'scaling':>7}   ({args.threads} thread(s) per process)")
+    print(f"{'processes':>9} {'inputs':>6} {'loop s':>7} {'wall s':>7} {'cf/s':>6} {'scaling':>7}   ({args.accelerator}, {args.threads} thread(s) per process)")
     for r in rows:
         print(f"{r['processes']:>9} {r['done']:>6} {r['loop_seconds']:>7.1f} {r['wall_seconds']:>7.1f} {r['rate']:>6.2f} {r['rate'] / base:>6.2f}×")
 

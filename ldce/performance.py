@@ -5,7 +5,9 @@
   ``classic`` (explicit softmax(QKᵀ)V, for comparison);
 - ``gradient_checkpointing``: recompute activations in the backward pass of the noise model (and
   of a KL decoder) instead of storing them: less memory for large batches, more compute;
-- ``compile``: ``torch.compile`` of the noise model and of the first stage's decoder.
+- ``compile``: ``torch.compile`` of the noise model and of the first stage's decoder, with static
+  shapes: each new batch or latent size compiles anew (with dynamic shapes, inductor in torch 2.14
+  failed on the second model size seen in one process: "cannot determine truth value of Relational").
 
 Mixed precision is not here: it follows the Lightning trainer's ``precision`` (autocast), and the
 sampler keeps the guidance arithmetic in float32.
@@ -61,6 +63,6 @@ def apply_speedups(backbone: Backbone, speedups: Speedups) -> Backbone:
             else:
                 log.info("%s does not support gradient checkpointing; left as is", type(module).__name__)
     if speedups.compile:
-        setattr(backbone, noise_name, torch.compile(noise_model))
-        first_stage.decoder = torch.compile(first_stage.decoder)
+        setattr(backbone, noise_name, torch.compile(noise_model, dynamic=False))
+        first_stage.decoder = torch.compile(first_stage.decoder, dynamic=False)
     return backbone
