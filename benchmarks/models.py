@@ -1,6 +1,8 @@
-"""Backbone/classifier pairs for timing, built from configs with random weights (timing needs no training).
+"""Backbone/classifier pairs for timing, built from configs with random weights (timing needs no training),
+and the demo's trained pair.
 
 - ``tiny``: the tests' class-conditional LDM (3×8×8 latents, 32² images) and a small CNN;
+- ``demo``: the quickstart's trained Fashion-MNIST LDM and classifier (``ldce.demo``, shipped weights);
 - ``mid``: a class-conditional LDM with a 128-channel UNet on 3×16×16 latents, 64² images, ResNet-18;
 - ``cin256``: the shapes of the CompVis ImageNet model cin256-v2 (VQ-f4, 3×64×64 latents), ResNet-50;
 - ``sd256``: Stable Diffusion 1.x's UNet and VAE at 256² (miniSD's shape), CLIP ViT-L/14-sized text tower, ResNet-50;
@@ -24,6 +26,7 @@ from ldce.backbones.class_conditional import ClassConditionalLDM, tiny_ldm_param
 from ldce.backbones.dit import DiT
 from ldce.backbones.stable_diffusion import StableDiffusion, tiny_clip_tokenizer
 from ldce.classifiers import IMAGENET_MEAN, IMAGENET_STD, ClassifierWrapper
+from ldce import demo
 from ldce.demo.models import fashion_cnn
 
 CIN256_YAML = Path(__file__).resolve().parents[1] / "ldce" / "backbones" / "configs" / "cin256-v2.yaml"
@@ -64,6 +67,7 @@ def dit256() -> DiT:
 
 MODELS: dict[str, Callable[[], tuple[Backbone, nn.Module]]] = {
     "tiny": lambda: (ClassConditionalLDM.tiny(), fashion_cnn()),
+    "demo": lambda: (demo.backbone(), demo.classifier()),
     "mid": lambda: (mid_ldm(), imagenet_classifier("resnet18", None)),
     "cin256": lambda: (cin256(), imagenet_classifier("resnet50", 256)),
     "sd256": lambda: (sd256(), imagenet_classifier("resnet50", 256)),
