@@ -14,7 +14,9 @@ Per step ``i`` (``t = τ_i``, ``a = a_i``):
     z ← √a_prev·(z − √(1−a)·ê)/√a + √(1 − a_prev − σ²)·ê + σ·ξ
 
 The forward pass runs once per step: both gradients are vector–Jacobian products of the same
-``z ↦ x̂0`` graph with the image-space gradients of the two losses.
+``z ↦ x̂0`` graph with the image-space gradients of the two losses. Under autocast (bf16/fp16) only
+the networks run in reduced precision: ``z``, the noise predictions, the losses' gradients and the
+guidance arithmetic are float32, and vectors carried back through float16 graphs are rescaled first.
 """
 
 from __future__ import annotations
@@ -108,23 +110,39 @@ def guided_noise(e_u: Tensor, implicit: Tensor, classifier_score: Tensor, distan
     return e_u + config.scale * score, mask
 
 
-def _image_gradients(classifier: nn.Module, image: Tensor, task: Task, p: int) -> tuple[Tensor, Tensor, Tensor]:
-    """Image-space gradients of ``L_c`` and ``L_d`` and the target probability, each per sample."""
+def image_gradients(classifier: nn.Module, image: Tensor, task: Task, p: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Image-space gradients ``∂L_c/∂x̂0``, ``∂L_d/∂x̂0`` (each ``(B, 3, H, W)``, float32) and ``p_f(y_t | x̂0)`` ``(B,)``.
+
+    ``∂L_c/∂logits`` is taken in float32 and carried back through the classifier by ``scaled_vjp``.
+    """
     probe = image.detach().float().requires_grad_(True)
     logits = classifier(probe)
-    (grad_c,) = torch.autograd.grad(target_log_likelihood(logits, task.targets).sum(), probe)
+    scores = logits.detach().float().requires_grad_(True)
+    (grad_scores,) = torch.autograd.grad(target_log_likelihood(scores, task.targets).sum(), scores)
+    grad_c = scaled_vjp(logits, probe, grad_scores[None])[0]
     (grad_d,) = torch.autograd.grad(distance_loss(probe, task.images, p).sum(), probe)
-    return grad_c, grad_d, target_probability(logits.detach(), task.targets)
+    return grad_c, grad_d, target_probability(scores.detach(), task.targets)
 
 
-def _vector_jacobian_products(image: Tensor, z: Tensor, grad_c: Tensor, grad_d: Tensor, batched: bool) -> tuple[Tensor, Tensor]:
-    """``(Jᵀ·grad_c, Jᵀ·grad_d)`` with ``J = ∂x̂0/∂z``: two backward passes, or one batched (vmap) pass."""
+def scaled_vjp(output: Tensor, inputs: Tensor, vectors: Tensor, batched: bool = False) -> Tensor:
+    """``Jᵀ·v`` for each of the ``K`` vectors, ``J = ∂output/∂inputs`` (per-sample networks, batch first).
+
+    vectors: ``(K, *output.shape)``. Returns ``(K, *inputs.shape)`` in ``inputs``' dtype: ``K``
+    backward passes, or one batched (vmap) pass. When ``output`` is float16 (fp16 autocast), each
+    vector is first divided by its largest entry per sample and the products multiplied back in
+    float32 (``Jᵀ`` is linear): gradients below float16's range (~6e-8) would otherwise vanish.
+    """
+    count, batch = vectors.shape[:2]
+    scale = None
+    if output.dtype == torch.float16:
+        scale = vectors.abs().reshape(count, batch, -1).amax(2).clamp_min(torch.finfo(torch.float32).tiny)
+        vectors = vectors / scale.view(count, batch, *[1] * (vectors.ndim - 2))
+    vectors = vectors.to(output.dtype)
     if batched:
-        (both,) = torch.autograd.grad(image, z, torch.stack([grad_c, grad_d]).to(image.dtype), is_grads_batched=True)
-        return both[0], both[1]
-    (g_c,) = torch.autograd.grad(image, z, grad_c.to(image.dtype), retain_graph=True)
-    (g_d,) = torch.autograd.grad(image, z, grad_d.to(image.dtype))
-    return g_c, g_d
+        (products,) = torch.autograd.grad(output, inputs, vectors, is_grads_batched=True)
+    else:
+        products = torch.stack([torch.autograd.grad(output, inputs, v, retain_graph=k < count - 1)[0] for k, v in enumerate(vectors)])
+    return products if scale is None else products * scale.view(count, batch, *[1] * (products.ndim - 2))
 
 
 def guided_step(
@@ -146,8 +164,8 @@ def guided_step(
     if config.guidance == "free":
         eps = e_u + config.scale * implicit
     else:
-        grad_c, grad_d, probability = _image_gradients(classifier, image, task, config.lp_custom)
-        g_c, g_d = _vector_jacobian_products(image, z, grad_c, grad_d, config.batched_vjp)
+        grad_c, grad_d, probability = image_gradients(classifier, image, task, config.lp_custom)
+        g_c, g_d = scaled_vjp(image, z, torch.stack([grad_c, grad_d]), config.batched_vjp)
         score_scale = -torch.sqrt(1.0 - alpha)
         eps, mask = guided_noise(e_u.detach(), implicit, score_scale * g_c, score_scale * g_d, config)
     z_prev = ddim_update(z.detach(), eps, alpha, grid.alphas_prev[index], grid.sigmas[index], noise)
