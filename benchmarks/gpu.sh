@@ -20,8 +20,8 @@ wheels() {
 }
 
 run() {
-    local out=${OUT:-gpu-results} device=cuda models=(cin256 sd256 dit256) accelerator=gpu
-    if [[ ${SMOKE:-0} == 1 ]]; then device=cpu models=(tiny) accelerator=cpu; fi
+    local out=${OUT:-gpu-results} device=cuda models=(cin256 sd256 dit256) compiled=(sd256 cin256 dit256) accelerator=gpu
+    if [[ ${SMOKE:-0} == 1 ]]; then device=cpu models=(tiny) compiled=(tiny) accelerator=cpu; fi
     mkdir -p "$out"
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
     python3 -m pip install -q --no-index --no-deps --no-build-isolation --no-cache-dir --upgrade --target /tmp/site .
@@ -34,7 +34,7 @@ run() {
             --variants plain batched_vjp channels_last checkpointing classic_attention
         timeout 60 python3 step_cost.py --device "$device" --models "${models[@]}" --batch 16 --precision bf16 \
             --variants plain checkpointing --repeats 3
-        timeout 120 python3 step_cost.py --device "$device" --models "${models[@]}" --batch 4 --precision bf16 \
+        timeout 200 python3 step_cost.py --device "$device" --models "${compiled[@]}" --batch 4 --precision bf16 \
             --variants compile --repeats 3
     ) 2>> "$out/gpu.log" | tee "$out/step_cost.txt" || echo "step_cost stopped: $?" >> "$out/gpu.log"
     timeout 60 python3 benchmarks/throughput.py --processes 1 --threads 4 --accelerator "$accelerator" \

@@ -104,8 +104,9 @@ def parts(backbone, classifier, z, index, grid, task, repeats, device) -> dict[s
 
 
 def setup(name: str, batch: int, device: torch.device):
-    """The model pair on ``device``, a batch of random images, its latents and the task."""
-    backbone, classifier = build(name)
+    """The model pair on ``device`` (initialised there: fast for real sizes), a batch of random images, its latents and the task."""
+    with device:
+        backbone, classifier = build(name)
     backbone, classifier = backbone.to(device), classifier.to(device)
     size = backbone.image_size
     images = torch.rand(batch, 3, size, size, device=device)
