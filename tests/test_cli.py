@@ -49,10 +49,11 @@ def test_a_rerun_into_the_same_folder_skips_what_is_done(tmp_path):
     assert summary(out)["counts"] == {"done": 3, "skipped": 0, "failed": 0}
 
 
-def test_bf16_mixed_precision_predicts_every_input(tmp_path):
+@pytest.mark.parametrize("precision", ["bf16-mixed", "16-mixed"])
+def test_mixed_precision_predicts_every_input(tmp_path, precision):
     config = tiny_config(tmp_path, uneven_shards(tmp_path / "data", (3,)))
     out = tmp_path / "out"
-    ldce("predict", "--config", str(config), "--output_dir", str(out), "--trainer.precision", "bf16-mixed")
+    ldce("predict", "--config", str(config), "--output_dir", str(out), "--trainer.precision", precision)
     assert summary(out)["counts"] == {"done": 3, "skipped": 0, "failed": 0}
     assert all(Image.open(out / r["files"]["counterfactual"]).size == (32, 32) for r in records(out))
 
