@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 from ldce.consensus import CONE_PROJECTIONS, ConeProjection
 
 Guidance = Literal["projected", "unprojected", "free"]
-GUIDANCES: tuple[str, ...] = ("projected", "unprojected", "free")
+GUIDANCES: tuple[str, ...] = get_args(Guidance)
 
 
 @dataclass(frozen=True)

@@ -14,13 +14,13 @@ finite results.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor
 
 ConeProjection = Literal["zero_binning", "binning", "default"]
-CONE_PROJECTIONS: tuple[str, ...] = ("zero_binning", "binning", "default")
+CONE_PROJECTIONS: tuple[str, ...] = get_args(ConeProjection)
 
 _TINY = 1e-22
 

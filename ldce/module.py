@@ -12,10 +12,10 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ldce.backbones.base import Backbone
-from ldce.config import LDCEConfig
+from ldce.config import Guidance, LDCEConfig
 from ldce.consensus import ConeProjection
 from ldce.explain import Counterfactuals, explain
-from ldce.performance import Speedups, apply_speedups
+from ldce.performance import Attention, Speedups, apply_speedups
 from ldce.sampler import StepRecord
 from ldce.schedule import start_index
 from ldce.targets import FromSample, TargetPolicy, read_class_names
@@ -53,7 +53,7 @@ class CounterfactualModule(LightningModule):
         dist_lambda: NonNegativeFloat = 0.3,
         deg_cone_projection: Degrees = 45.0,
         lp_custom: Literal[1, 2] = 1,
-        guidance: Literal["projected", "unprojected", "free"] = "projected",
+        guidance: Guidance = "projected",
         cone_projection_type: ConeProjection = "zero_binning",
         consensus_chunk_size: PositiveInt = 1,
         enforce_same_norms: bool = True,
@@ -66,7 +66,7 @@ class CounterfactualModule(LightningModule):
         micro_batch_size: PositiveInt | None = None,
         batched_vjp: bool = False,
         channels_last: bool = False,
-        attention: Literal["sdpa", "classic"] = "sdpa",
+        attention: Attention = "sdpa",
         gradient_checkpointing: bool = False,
         compile: bool = False,
     ) -> None:

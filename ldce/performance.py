@@ -31,12 +31,15 @@ NOISE_MODEL_NAMES = ("unet", "transformer")
 FIRST_STAGE_NAMES = ("first_stage", "vae")
 
 
+Attention = Literal["sdpa", "classic"]
+
+
 @dataclass(frozen=True)
 class Speedups:
     """Which switches to apply (all off: the plain float32 eager computation)."""
 
     channels_last: bool = False
-    attention: Literal["sdpa", "classic"] = "sdpa"
+    attention: Attention = "sdpa"
     gradient_checkpointing: bool = False
     compile: bool = False
 

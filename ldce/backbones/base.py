@@ -67,6 +67,15 @@ class Backbone(nn.Module, abc.ABC):
         return self.alphas_cumprod.shape[0]
 
 
+def check_targets(targets: Tensor, num_classes: int) -> None:
+    """Raise unless ``targets`` is a 1-D integer tensor with values in ``[0, num_classes)``."""
+    if targets.dtype.is_floating_point or targets.dtype == torch.bool or targets.dim() != 1:
+        raise ValueError(f"targets must be a 1-D integer tensor, got {targets.dtype} {tuple(targets.shape)}")
+    if targets.numel() and (targets.min() < 0 or targets.max() >= num_classes):
+        raise ValueError(f"target classes must lie in [0, {num_classes}) for this model's {num_classes} classes; "
+                         f"got {targets.tolist()}")
+
+
 def linear_alphas_cumprod(beta_start: float, beta_end: float, num_timesteps: int = 1000) -> Tensor:
     """``abar`` of the LDM "linear" schedule: ``betas = linspace(√β0, √β1, T)²``.
 

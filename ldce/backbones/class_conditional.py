@@ -21,7 +21,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from ldce.backbones import compvis
-from ldce.backbones.base import Backbone, linear_alphas_cumprod
+from ldce.backbones.base import Backbone, check_targets, linear_alphas_cumprod
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +59,7 @@ class ClassConditionalLDM(Backbone):
 
     def conditioning(self, targets: Tensor) -> tuple[Tensor, Tensor]:
         """``(table[y][:, None], table[null][:, None])``, each ``(B, 1, D)``; ``y`` in ``[0, null)``."""
-        if targets.dtype.is_floating_point or targets.dim() != 1:
-            raise ValueError(f"targets must be a 1-D integer tensor, got {targets.dtype} {tuple(targets.shape)}")
-        if targets.numel() and (targets.min() < 0 or targets.max() >= self.null_class):
-            raise ValueError(f"target classes must lie in [0, {self.null_class}) (row {self.null_class} is the "
-                             f"null class); got {targets.tolist()}")
+        check_targets(targets, self.null_class)
         targets = targets.to(self.class_embedding.weight.device)
         null = torch.full_like(targets, self.null_class)
         return self.class_embedding(targets)[:, None, :], self.class_embedding(null)[:, None, :]

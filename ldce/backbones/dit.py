@@ -17,7 +17,8 @@ import torch
 from diffusers import AutoencoderKL, DiTTransformer2DModel
 from torch import Tensor
 
-from ldce.backbones.kl_backbone import (KLBackbone, check_targets, read_scheduler_config, require_component,
+from ldce.backbones.base import check_targets
+from ldce.backbones.kl_backbone import (KLBackbone, read_scheduler_config, require_component,
                                         require_dir, tiny_vae)
 
 DIT_SCHEDULER_CONFIG = {"beta_start": 0.0001, "beta_end": 0.02, "beta_schedule": "linear", "num_train_timesteps": 1000}

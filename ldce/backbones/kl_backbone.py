@@ -2,8 +2,7 @@
 
 First stage (``ALGORITHM.md`` step 1 and the decoder of step 4): a diffusers ``AutoencoderKL``,
 ``z0 = s · (μ + σ·ξ)`` with ``(μ, log σ²) = E(2x − 1)`` and ``x = (D(z / s) + 1) / 2``.
-Also here: the training schedule read from a diffusers scheduler config, target validation and
-local-path checks that keep every loader off the network.
+Also here: the training schedule read from a diffusers scheduler config and local-path checks that keep every loader off the network.
 """
 
 from __future__ import annotations
@@ -45,15 +44,6 @@ def read_scheduler_config(folder: Path, default: Mapping[str, Any]) -> dict[str,
     """``folder/scheduler/scheduler_config.json`` if the folder has one, else ``default``."""
     path = folder / SCHEDULER_CONFIG
     return json.loads(path.read_text()) if path.is_file() else dict(default)
-
-
-def check_targets(targets: Tensor, num_classes: int) -> None:
-    """Raise unless ``targets`` is a 1-D integer tensor with values in ``[0, num_classes)``."""
-    if targets.dtype.is_floating_point or targets.dtype == torch.bool or targets.dim() != 1:
-        raise ValueError(f"targets must be a 1-D integer tensor, got {targets.dtype} {tuple(targets.shape)}")
-    if targets.numel() and (targets.min() < 0 or targets.max() >= num_classes):
-        raise ValueError(f"target classes must lie in [0, {num_classes}) for this model's {num_classes} classes; "
-                         f"got {targets.tolist()}")
 
 
 def _require(path: str | Path, what: str, kind: str) -> Path:

@@ -20,7 +20,8 @@ from torch import Tensor
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from ldce.backbones import sd_original
-from ldce.backbones.kl_backbone import (KLBackbone, check_targets, read_scheduler_config, require_component,
+from ldce.backbones.base import check_targets
+from ldce.backbones.kl_backbone import (KLBackbone, read_scheduler_config, require_component,
                                         require_dir, require_file, tiny_vae)
 
 SD_SCHEDULER_CONFIG = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear",
