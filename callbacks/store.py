@@ -19,7 +19,7 @@ import json
 import os
 import tempfile
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -64,8 +64,7 @@ def save_image(image: Image.Image, path: Path, **params: Any) -> None:
 def write_records(output_dir: Path, rank: int, records: list[dict[str, Any]]) -> None:
     """One record part for a batch of one rank."""
     if records:
-        text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode()
-        atomic_write(output_dir / "records" / f"{rank}-{uuid.uuid4().hex}.jsonl", lambda handle: handle.write(text))
+        _write_jsonl(output_dir / "records" / f"{rank}-{uuid.uuid4().hex}.jsonl", records)
 
 
 def iter_records(output_dir: Path) -> Iterator[dict[str, Any]]:
@@ -85,23 +84,37 @@ def latest_records(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any
     return latest
 
 
+def done_records(output_dir: Path, required: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """The newest record of every key whose status is done and whose ``required`` files (default: all
+    of its files) exist, sorted by key."""
+    done = [
+        record
+        for record in latest_records(iter_records(output_dir)).values()
+        if record["status"] == DONE and all((output_dir / record["files"][name]).is_file() for name in (required or record["files"]))
+    ]
+    return sorted(done, key=lambda r: r["key"])
+
+
 def done_keys(output_dir: Path) -> set[str]:
-    """Keys whose newest record says done and whose image files exist."""
-    return {
-        key
-        for key, record in latest_records(iter_records(output_dir)).items()
-        if record["status"] == DONE and all((output_dir / f).is_file() for f in record["files"].values())
-    }
+    """Keys whose newest record says done and whose files all exist."""
+    return {record["key"] for record in done_records(output_dir)}
 
 
 def merge_records(output_dir: Path) -> list[dict[str, Any]]:
     """Write ``records.jsonl``: the newest record per key, sorted by key. Returns those records."""
     records = sorted(latest_records(iter_records(output_dir)).values(), key=lambda r: r["key"])
-    text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode()
-    atomic_write(output_dir / "records.jsonl", lambda handle: handle.write(text))
+    _write_jsonl(output_dir / "records.jsonl", records)
     return records
 
 
+def _write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
+    _write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+
+
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    text = (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
-    atomic_write(path, lambda handle: handle.write(text))
+    _write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def _write_text(path: Path, text: str) -> None:
+    data = text.encode()
+    atomic_write(path, lambda handle: handle.write(data))

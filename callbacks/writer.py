@@ -15,7 +15,7 @@ from PIL import Image
 
 from ldce.callbacks import store
 from ldce.targets import class_name
-from ldce.visualize import consensus_map, grid, panel, to_uint8
+from ldce.visualize import consensus_map, grid, panel, read_image, to_uint8
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +42,16 @@ class CounterfactualWriter(BasePredictionWriter):
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
-        done = set() if self.overwrite else store.done_keys(self.output_dir)
         datamodule = trainer.datamodule
-        if done and datamodule is not None and hasattr(datamodule, "skip_keys"):
+        if self.overwrite or not hasattr(datamodule, "skip_keys"):
+            return
+        done = store.done_keys(self.output_dir)
+        if done:
             datamodule.skip_keys = done
             log.info("resuming: %d inputs in %s are already done and will be skipped", len(done), self.output_dir)
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx) -> None:
-        records = [self._failure(f, pl_module) for f in prediction["failed"]]
+        records = [self._failure(f) for f in prediction["failed"]]
         for i, key in enumerate(prediction["key"]):
             files = self._write_images(key, i, prediction)
             records.append(self._record(key, i, prediction, files, pl_module))
@@ -107,22 +109,19 @@ class CounterfactualWriter(BasePredictionWriter):
         return record
 
     @staticmethod
-    def _failure(failure: dict[str, str], pl_module) -> dict[str, Any]:
+    def _failure(failure: dict[str, str]) -> dict[str, Any]:
         return {"key": failure["key"], "status": store.FAILED, "reason": failure["reason"], "files": {}, "written_at": time.time()}
 
 
 def grid_picture(output_dir: Path, records: list[dict[str, Any]], scale: int) -> Image.Image:
     """original | counterfactual | |difference| | consensus per record, captioned source → target."""
-    def tensor(rel: str) -> torch.Tensor:
-        return torch.from_numpy(np.asarray(Image.open(output_dir / rel).convert("RGB")).copy()).permute(2, 0, 1).float() / 255
-
     rows, captions = [], []
     for r in records:
         files = r["files"]
         consensus = None
         if "consensus" in files:
             consensus = torch.from_numpy(np.asarray(Image.open(output_dir / files["consensus"])).copy()).float() / 255
-        rows.append(panel(tensor(files["original"]), tensor(files["counterfactual"]), consensus))
+        rows.append(panel(read_image(output_dir / files["original"]), read_image(output_dir / files["counterfactual"]), consensus))
         source, target = r["source_name"] or r["source"], r["target_name"] or r["target"]
         captions.append(f"{source} -> {target}: p(target) {r['target_confidence']:.2f}")
     return grid(rows, captions, scale=scale)

@@ -25,36 +25,19 @@ import math
 from pathlib import Path
 from typing import Any, Optional
 
-import numpy as np
 import torch
 import yaml
 from jsonargparse import ArgumentParser
 from jsonargparse.typing import NonNegativeInt, PositiveInt
 from lightning.pytorch import LightningModule, Trainer
-from PIL import Image
-from torch import Tensor, nn
+from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ldce.callbacks import store
 from ldce.metrics import MetricsConfig, MetricSuite, Pairs, build_suite
+from ldce.visualize import read_image
 
 log = logging.getLogger(__name__)
-
-RUN_MEANS = ("flip_rate", "target_confidence", "l1", "l2")
-
-
-def done_records(results: Path) -> list[dict[str, Any]]:
-    """The newest record of every key over all ranks' parts whose status is done and whose images exist, by key."""
-    latest = store.latest_records(store.iter_records(results))
-    done = [r for r in latest.values() if r["status"] == store.DONE and all((results / r["files"][f]).is_file() for f in ("original", "counterfactual"))]
-    return sorted(done, key=lambda r: r["key"])
-
-
-def read_image(path: Path) -> Tensor:
-    """An 8-bit image file as ``(3, H, W)`` float32 ``k / 255``."""
-    pixels = np.asarray(Image.open(path).convert("RGB")).copy()
-    return torch.from_numpy(pixels).permute(2, 0, 1).float() / 255
-
 
 class RecordPairs(Dataset):
     """One item per record: ``key``, ``original`` and ``counterfactual`` ``(3, H, W)``, ``source``, ``target``."""
@@ -111,7 +94,7 @@ def run_means(records: list[dict[str, Any]]) -> dict[str, float | None]:
     """Means over the records of the run's own facts: ``flipped`` (as flip_rate), ``target_confidence``, ``l1``, ``l2``."""
     fields = {"flip_rate": "flipped", "target_confidence": "target_confidence", "l1": "l1", "l2": "l2"}
     if not records:
-        return dict.fromkeys(RUN_MEANS)
+        return dict.fromkeys(fields)
     return {name: math.fsum(float(r[field]) for r in records) / len(records) for name, field in fields.items()}
 
 
@@ -167,7 +150,7 @@ def evaluate(
         strategy: Lightning strategy (ddp for several processes).
     """
     folder = Path(results)
-    records = done_records(folder)
+    records = store.done_records(folder, ("original", "counterfactual"))
     classifier, config = run_settings(folder, metrics)
     suite = build_suite(config, classifier, "metrics.")
     evaluator = Evaluator(suite, folder, records, int(batch_size), int(num_workers))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -14,6 +15,12 @@ from torch.nn import functional as F
 def to_uint8(image: Tensor) -> np.ndarray:
     """``(3, H, W)`` float in [0, 1] → ``(H, W, 3)`` uint8 (W&B saves float images as black)."""
     return (image.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
+
+def read_image(path: Path) -> Tensor:
+    """An 8-bit image file as ``(3, H, W)`` float32 ``k / 255`` (the inverse of :func:`to_uint8`)."""
+    pixels = np.asarray(Image.open(path).convert("RGB")).copy()
+    return torch.from_numpy(pixels).permute(2, 0, 1).float() / 255
 
 
 def heat(values: Tensor) -> Tensor:

@@ -14,7 +14,7 @@ from cli_helpers import environment, free_port, ldce, records, summary, tiny_con
 from PIL import Image
 
 from ldce.callbacks import store
-from ldce.evaluate import read_image
+from ldce.visualize import read_image
 from ldce.metrics import quantise
 from ldce.visualize import to_uint8
 
