@@ -61,11 +61,12 @@ def cout_scores(classifier: nn.Module, original: Tensor, counterfactual: Tensor,
     ranks = reveal_ranks(original, counterfactual)
     height, width = original.shape[-2:]
     counts = reveal_counts(height * width)
-    source_prediction = predict(classifier(original))
     p_source, p_target = [], []
     for n in counts:
         revealed = (ranks < n).view(-1, 1, height, width).to(original.dtype)
         logits = classifier(counterfactual * revealed + original * (1 - revealed))
+        if n == 0:  # counts[0] = 0: nothing revealed, the input is exactly the original
+            source_prediction = predict(logits)
         p_s, p_t = class_probabilities(logits, source, target, source_prediction)
         p_source.append(p_s.double())
         p_target.append(p_t.double())

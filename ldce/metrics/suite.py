@@ -40,17 +40,23 @@ def quantise(images: Tensor) -> Tensor:
 
 
 class Outputs:
-    """The judge networks' outputs on one batch, each computed at most once: ``of(name)`` → ``(f(x), f(x'))``."""
+    """The judge networks' outputs on one batch, each computed at most once and only when asked for:
+    ``of(name)`` → ``(f(x), f(x'))``, ``on_counterfactuals(name)`` → ``f(x')``."""
 
     def __init__(self, pairs: Pairs, models: nn.ModuleDict) -> None:
         self.pairs, self.models = pairs, models
-        self._cache: dict[str, tuple[Tensor, Tensor]] = {}
+        self._cache: dict[tuple[str, str], Tensor] = {}
 
     def of(self, name: str) -> tuple[Tensor, Tensor]:
-        if name not in self._cache:
-            model = self.models[name]
-            self._cache[name] = (model(self.pairs.original), model(self.pairs.counterfactual))
-        return self._cache[name]
+        return self._output(name, "original"), self.on_counterfactuals(name)
+
+    def on_counterfactuals(self, name: str) -> Tensor:
+        return self._output(name, "counterfactual")
+
+    def _output(self, name: str, images: str) -> Tensor:
+        if (name, images) not in self._cache:
+            self._cache[name, images] = self.models[name](getattr(self.pairs, images))
+        return self._cache[name, images]
 
 
 Feed = Callable[[Outputs], tuple]
