@@ -91,13 +91,18 @@ def _to_sample(item: ShardItem, index: int, key: str) -> dict:
     return sample
 
 
+def check_int(name: str, value: object, minimum: int) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is an int (not bool) ``>= minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
 def write_shards(items: Iterable[ShardItem], pattern: str, maxcount: int) -> list[str]:
     """Write ``items`` (sample index = position) into shards ``pattern % 0, pattern % 1, …``.
 
     Each shard holds at most ``maxcount`` samples. Returns the shard file names, in order.
     """
-    if isinstance(maxcount, bool) or not isinstance(maxcount, int) or maxcount < 1:
-        raise ValueError(f"maxcount must be an integer >= 1, got {maxcount!r}")
+    check_int("maxcount", maxcount, 1)
     try:
         first_shard = pattern % 0
     except TypeError as error:

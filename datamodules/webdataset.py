@@ -38,7 +38,7 @@ from lightning.pytorch import LightningDataModule
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from ldce.datamodules.shards import IMAGE_EXTENSIONS
+from ldce.datamodules.shards import IMAGE_EXTENSIONS, check_int
 
 ResizeMode = Literal["center_crop", "resize"]
 _ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
@@ -193,12 +193,6 @@ def collate(records: list[dict], image_size: int) -> dict:
     }
 
 
-def _check_int(name: str, value: object, minimum: int) -> None:
-    """Raise ``ValueError`` naming ``name`` unless ``value`` is an int (not bool) ``>= minimum``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-
-
 def _check_key(name: str, value: object) -> None:
     """Raise ``ValueError`` naming ``name`` unless ``value`` is a non-empty string."""
     if not isinstance(value, str) or not value:
@@ -241,7 +235,7 @@ class WebDatasetDataModule(LightningDataModule):
             ("num_workers", num_workers, 0),
             ("image_size", image_size, 1),
         ):
-            _check_int(name, value, minimum)
+            check_int(name, value, minimum)
         if resize_mode not in ("center_crop", "resize"):
             raise ValueError(f"resize_mode must be 'center_crop' or 'resize', got {resize_mode!r}")
         for name, value in (("label_key", label_key), ("target_key", target_key), ("meta_key", meta_key)):
