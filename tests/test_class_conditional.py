@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import golden_parity
 import pytest
 import torch
 import yaml
@@ -39,10 +40,7 @@ def units(golden_dir: Path) -> dict[str, torch.Tensor]:
 
 @pytest.fixture(scope="module")
 def classifier(golden_dir: Path) -> nn.Module:
-    net = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU(), nn.Conv2d(8, 16, 3, 2, 1), nn.ReLU(),
-                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
-    net.load_state_dict(load_file(str(golden_dir / "tiny_classifier.safetensors")))
-    return net.eval().requires_grad_(False)
+    return golden_parity.tiny_classifier(golden_dir)
 
 
 def assert_matches(actual: torch.Tensor, expected: torch.Tensor, name: str) -> None:

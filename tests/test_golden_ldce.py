@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 
+import golden_parity
 import pytest
 import torch
 from safetensors.torch import load_file
-from torch import nn
 
 from ldce.backbones.class_conditional import ClassConditionalLDM
-from ldce.config import LDCEConfig
 from ldce.consensus import consensus_guidance, match_norm
 from ldce.explain import explain
 from ldce.sampler import Task, guided_step
@@ -35,29 +34,11 @@ def backbone(golden_dir):
 
 @pytest.fixture(scope="module")
 def classifier(golden_dir):
-    net = nn.Sequential(
-        nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU(), nn.Conv2d(8, 16, 3, 2, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10)
-    )
-    net.load_state_dict(load_file(str(golden_dir / "tiny_classifier.safetensors")))
-    return net.eval().requires_grad_(False)
+    return golden_parity.tiny_classifier(golden_dir)
 
 
 def _run(golden_dir, name: str):
-    meta = json.loads((golden_dir / f"{name}.json").read_text())
-    sampler = meta["sampler"]
-    config = LDCEConfig(
-        strength=meta["strength"],
-        ddim_steps=meta["ddim_steps"],
-        ddim_eta=meta["ddim_eta"],
-        scale=meta["scale"],
-        classifier_lambda=sampler["classifier_lambda"],
-        dist_lambda=sampler["dist_lambda"],
-        deg_cone_projection=sampler["deg_cone_projection"],
-        lp_custom=sampler["lp_custom"],
-        guidance=sampler["guidance"],
-        cone_projection_type=sampler["cone_projection_type"],
-        enforce_same_norms=sampler["enforce_same_norms"],
-    )
+    config = golden_parity.config_of(json.loads((golden_dir / f"{name}.json").read_text()))
     return config, load_file(str(golden_dir / f"{name}.safetensors"))
 
 

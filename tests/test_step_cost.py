@@ -3,17 +3,12 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
+import step_cost
 import torch
 
 from ldce.config import LDCEConfig
 from ldce.sampler import guided_step
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import step_cost  # noqa: E402
 
 CPU = torch.device("cpu")
 
