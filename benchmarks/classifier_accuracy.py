@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 
 from ldce.datamodules.fashion_mnist import DEBIAN_ROOT, load_split
+from ldce.demo import WEIGHTS
 from ldce.demo.models import accuracy, card_path, load
 
 log = logging.getLogger("classifier_accuracy")
-WEIGHTS = Path(__file__).resolve().parents[1] / "ldce" / "demo" / "weights"
 DEFAULT_MODELS = (WEIGHTS / "classifier" / "model.safetensors", WEIGHTS / "independent" / "model.safetensors")
 
 

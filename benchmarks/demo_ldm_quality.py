@@ -54,7 +54,7 @@ def sample(ldm: ClassConditionalLDM, labels: Tensor, steps: int, scale: float, g
     """
     grid = ddim_grid(ldm.alphas_cumprod, steps)
     cond, null = ldm.conditioning(labels)
-    size = ldm.image_size // 2 ** (len(ldm.first_stage.config.block_out_channels) - 1)
+    size = ldm.unet.config.sample_size
     z = torch.randn(len(labels), ldm.unet.config.in_channels, size, size, generator=generator)
     for i in reversed(range(steps)):
         t = grid.timesteps[i].repeat(2 * len(labels))

@@ -99,7 +99,7 @@ class Row:
 
 def run_rows(batches, config: LDCEConfig, seed: int) -> dict[str, dict[str, Tensor]]:
     backbone, explained, judge = demo.backbone(), demo.classifier(), demo.independent_classifier()
-    features = PenultimateFeatures(demo.independent_classifier())
+    features = demo.judge_features()
     variants = {"LDCE (consensus)": config, "LDCE (no consensus)": dataclasses.replace(config, guidance="unprojected"), "CFG only": dataclasses.replace(config, guidance="free")}
     rows = {name: Row(explained, features) for name in [*variants, "pixel attack (same L1)"]}
     for keys, images, sources, targets in batches:
@@ -138,7 +138,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--config", type=Path, default=Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml")
     for field in dataclasses.fields(LDCEConfig):
-        parser.add_argument(f"--{field.name}", type=type(field.default), default=None)
+        kind = type(field.default)
+        parser.add_argument(f"--{field.name}", type=(lambda text: text.lower() in ("1", "true", "yes")) if kind is bool else kind, default=None)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(LDCEConfig) if getattr(args, f.name) is not None}

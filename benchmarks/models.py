@@ -24,20 +24,24 @@ from transformers import CLIPTextConfig, CLIPTextModel
 from ldce.backbones.base import Backbone
 from ldce.backbones.class_conditional import ClassConditionalLDM, tiny_ldm_params
 from ldce.backbones.dit import DiT
+from ldce.backbones.kl_backbone import tiny_vae
 from ldce.backbones.stable_diffusion import StableDiffusion, tiny_clip_tokenizer
 from ldce.classifiers import IMAGENET_MEAN, IMAGENET_STD, ClassifierWrapper
 from ldce import demo
 from ldce.demo.models import fashion_cnn
 
 CIN256_YAML = Path(__file__).resolve().parents[1] / "ldce" / "backbones" / "configs" / "cin256-v2.yaml"
-SD_VAE = dict(block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4, sample_size=256,
-              down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4)  # fmt: skip
 
 
 def imagenet_classifier(name: str, resize: int | None) -> nn.Module:
     model = torchvision.models.get_model(name, weights=None)
     crop = 224 if resize else None
     return ClassifierWrapper(model, resize, crop, IMAGENET_MEAN, IMAGENET_STD)
+
+
+def sd_vae() -> AutoencoderKL:
+    """SD 1.x's autoencoder (f8, 4 latent channels) at 256², random."""
+    return tiny_vae((128, 256, 512, 512), layers_per_block=2, image_size=256)
 
 
 def mid_ldm() -> ClassConditionalLDM:
@@ -57,12 +61,12 @@ def sd256() -> StableDiffusion:
     unet = UNet2DConditionModel(sample_size=32, cross_attention_dim=768, attention_head_dim=8, layers_per_block=2, block_out_channels=(320, 640, 1280, 1280))
     tokenizer = tiny_clip_tokenizer()
     text = CLIPTextModel(CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12, max_position_embeddings=77, bos_token_id=0, eos_token_id=1, pad_token_id=1))
-    return StableDiffusion(unet, AutoencoderKL(**SD_VAE), text, tokenizer, [f"class {i}" for i in range(1000)])
+    return StableDiffusion(unet, sd_vae(), text, tokenizer, [f"class {i}" for i in range(1000)])
 
 
 def dit256() -> DiT:
     transformer = DiTTransformer2DModel(num_attention_heads=16, attention_head_dim=72, in_channels=4, out_channels=8, num_layers=28, sample_size=32, patch_size=2, num_embeds_ada_norm=1000)
-    return DiT(transformer, AutoencoderKL(**SD_VAE))
+    return DiT(transformer, sd_vae())
 
 
 MODELS: dict[str, Callable[[], tuple[Backbone, nn.Module]]] = {

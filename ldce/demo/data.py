@@ -16,7 +16,6 @@ import json
 import logging
 from pathlib import Path
 
-import numpy as np
 import torch
 import webdataset
 from PIL import Image
@@ -39,7 +38,7 @@ def select(labels: torch.Tensor, per_class: int, start: int = 0) -> list[int]:
 
 def _png(image: torch.Tensor) -> bytes:
     buffer = io.BytesIO()
-    Image.fromarray((image[0] * 255).round().to(torch.uint8).numpy().astype(np.uint8), "L").save(buffer, format="PNG")
+    Image.fromarray((image[0] * 255).round().to(torch.uint8).numpy(), "L").save(buffer, format="PNG")
     return buffer.getvalue()
 
 

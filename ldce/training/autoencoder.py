@@ -17,24 +17,27 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL
 from lightning.pytorch import LightningModule
-from torch import Tensor
+from torch import Tensor, nn
 from torch.optim.lr_scheduler import LambdaLR
 
 log = logging.getLogger(__name__)
 
 
-def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int) -> LambdaLR:
-    """Learning rate ``lr · min(1, (k+1)/warmup) · ½(1 + cos(π·min(1, k/total)))`` at step ``k``."""
+def adamw_warmup_cosine(parameters: Iterable[nn.Parameter], lr: float, warmup_steps: int, total_steps: int) -> dict:
+    """Lightning's optimiser config: AdamW without weight decay, learning rate
+    ``lr · min(1, (k+1)/warmup) · ½(1 + cos(π·min(1, k/total)))`` at step ``k``."""
 
     def factor(step: int) -> float:
         return min(1.0, (step + 1) / max(1, warmup_steps)) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, step / max(1, total_steps))))
 
-    return LambdaLR(optimizer, factor)
+    optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=0.0)
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": LambdaLR(optimizer, factor), "interval": "step"}}
 
 
 def psnr(reconstruction: Tensor, images: Tensor) -> Tensor:
@@ -91,9 +94,7 @@ class AutoencoderTraining(LightningModule):
         self.log_dict({f"test/{k}": v for k, v in self.evaluation_metrics(batch[0]).items()})
 
     def configure_optimizers(self) -> dict:
-        optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=0.0)
-        scheduler = warmup_cosine(optimizer, self.hparams.warmup_steps, int(self.trainer.estimated_stepping_batches))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return adamw_warmup_cosine(self.parameters(), self.hparams.lr, self.hparams.warmup_steps, int(self.trainer.estimated_stepping_batches))
 
     @torch.no_grad()
     def estimate_scale_factor(self, images: Tensor, generator: torch.Generator | None = None, chunk: int = 500) -> float:

@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from ldce.backbones import compvis
 from ldce.backbones.base import linear_alphas_cumprod
 from ldce.backbones.class_conditional import ClassConditionalLDM
-from ldce.training.autoencoder import warmup_cosine
+from ldce.training.autoencoder import adamw_warmup_cosine
 
 log = logging.getLogger(__name__)
 
@@ -144,9 +144,7 @@ class LatentDiffusionTraining(LightningModule):
         self.log("val/ema_loss", self.loss(batch, self.ema.module, dropout=False, generator=generator), prog_bar=True)
 
     def configure_optimizers(self) -> dict:
-        optimizer = torch.optim.AdamW(self.denoiser.parameters(), lr=self.hparams.lr, weight_decay=0.0)
-        scheduler = warmup_cosine(optimizer, self.hparams.warmup_steps, int(self.trainer.estimated_stepping_batches))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return adamw_warmup_cosine(self.denoiser.parameters(), self.hparams.lr, self.hparams.warmup_steps, int(self.trainer.estimated_stepping_batches))
 
     def backbone(self) -> ClassConditionalLDM:
         """A :class:`ClassConditionalLDM` (on the CPU) of copies of the EMA UNet, its class table and the first stage."""
