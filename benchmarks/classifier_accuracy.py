@@ -28,7 +28,9 @@ DEFAULT_MODELS = (WEIGHTS / "classifier" / "model.safetensors", WEIGHTS / "indep
 def main(argv: list[str] | None = None) -> dict[str, float]:
     """Measure (and with ``--update`` record) each model's test accuracy; returns ``{path: accuracy}``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("weights", nargs="*", type=Path, default=list(DEFAULT_MODELS), help="exported safetensors files")
+    parser.add_argument(
+        "weights", nargs="*", type=Path, default=list(DEFAULT_MODELS), help="exported safetensors files"
+    )
     parser.add_argument("--root", default=DEBIAN_ROOT, help="Fashion-MNIST folder (IDX files)")
     parser.add_argument("--update", action="store_true", help="write the accuracy into each model's JSON card")
     args = parser.parse_args(argv)
@@ -41,7 +43,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         log.info("%s: test accuracy %.4f (%d images, %.1f s)", path, score, len(labels), time.monotonic() - started)
         if args.update:
             card = json.loads(card_path(path).read_text())
-            command = shlex.join(["python", "benchmarks/classifier_accuracy.py", *map(str, argv if argv is not None else sys.argv[1:])])
+            command = shlex.join(
+                ["python", "benchmarks/classifier_accuracy.py", *map(str, argv if argv is not None else sys.argv[1:])]
+            )
             card.update(test_accuracy=round(score, 5), test_images=len(labels), test_command=command)
             card_path(path).write_text(json.dumps(card, indent=2) + "\n")
     return results

@@ -34,10 +34,10 @@ from torchvision.utils import save_image
 from ldce.backbones.class_conditional import ClassConditionalLDM
 from ldce.datamodules.fashion_mnist import CLASS_NAMES, DEBIAN_ROOT, load_split
 from ldce.demo.models import accuracy, load
+from ldce.method.sampler import ddim_update
+from ldce.method.schedule import ddim_grid
 from ldce.metrics.features import PenultimateFeatures
 from ldce.metrics.frechet import fid_of
-from ldce.sampler import ddim_update
-from ldce.schedule import ddim_grid
 from ldce.training.autoencoder import psnr
 
 log = logging.getLogger("demo_ldm_quality")
@@ -80,8 +80,12 @@ def pca_basis(images: Tensor, components: int) -> tuple[Tensor, Tensor]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ldm", default="ldce/demo/weights/fashion_ldm")
-    parser.add_argument("--classifiers", nargs="*", default=list(CLASSIFIERS),
-                        help="demo classifier weights (ldce.demo.models.load); absent ones are skipped")
+    parser.add_argument(
+        "--classifiers",
+        nargs="*",
+        default=list(CLASSIFIERS),
+        help="demo classifier weights (ldce.demo.models.load); absent ones are skipped",
+    )
     parser.add_argument("--data_root", default=DEBIAN_ROOT)
     parser.add_argument("--num_samples", type=int, default=1000)
     parser.add_argument("--steps", type=int, default=50)
@@ -97,33 +101,51 @@ def main() -> None:
 
     ldm = ClassConditionalLDM.from_pretrained(args.ldm)
     test_images, test_labels = load_split(args.data_root, "test")
-    train_images = load_split(args.data_root, "train")[0][torch.randperm(60000, generator=torch.Generator().manual_seed(args.seed))[:10000]]
+    train_images = load_split(args.data_root, "train")[0][
+        torch.randperm(60000, generator=torch.Generator().manual_seed(args.seed))[:10000]
+    ]
     reconstructions = batched(lambda x: ldm.decode(ldm.encode(x)).clamp(0, 1), test_images)
-    results = {"ldm": args.ldm, "args": vars(args), "scale_factor": ldm.scale_factor,
-               "reconstruction": {"mse": (reconstructions - test_images).square().mean().item(),
-                                  "psnr_db": psnr(reconstructions, test_images).mean().item()}}
+    results = {
+        "ldm": args.ldm,
+        "args": vars(args),
+        "scale_factor": ldm.scale_factor,
+        "reconstruction": {
+            "mse": (reconstructions - test_images).square().mean().item(),
+            "psnr_db": psnr(reconstructions, test_images).mean().item(),
+        },
+    }
     log.info("test reconstruction: %s", results["reconstruction"])
 
     generator = torch.Generator().manual_seed(args.seed)
     labels = torch.arange(args.num_samples) % len(CLASS_NAMES)
-    samples = torch.cat([sample(ldm, part, args.steps, args.scale, generator) for part in labels.split(args.batch_size)])
+    samples = torch.cat(
+        [sample(ldm, part, args.steps, args.scale, generator) for part in labels.split(args.batch_size)]
+    )
     columns = min(args.grid_columns, args.num_samples // len(CLASS_NAMES))
     rows = torch.cat([samples[labels == c][:columns] for c in range(len(CLASS_NAMES))])
     Path(args.grid).parent.mkdir(parents=True, exist_ok=True)
     save_image(torch.nn.functional.interpolate(rows, scale_factor=2), args.grid, nrow=columns, padding=2, pad_value=0.5)
 
     mean, basis = pca_basis(train_images, args.pca_components)
-    spaces: dict[str, Callable[[Tensor], Tensor]] = {f"pixel_pca{args.pca_components}": lambda x: (x[:, 0].flatten(1).double() - mean) @ basis}
+    spaces: dict[str, Callable[[Tensor], Tensor]] = {
+        f"pixel_pca{args.pca_components}": lambda x: (x[:, 0].flatten(1).double() - mean) @ basis
+    }
     for path in map(Path, args.classifiers):
         if not path.is_file():
             log.warning("no classifier at %s: its accuracy and feature distance are skipped", path)
             continue
         classifier, name = load(path), path.parent.name
         results.setdefault("classifier_accuracy", {})[name] = {
-            "samples_vs_conditioning_class": accuracy(classifier, samples, labels), "real_test": accuracy(classifier, test_images, test_labels),
-            "reconstructed_test": accuracy(classifier, reconstructions, test_labels)}
+            "samples_vs_conditioning_class": accuracy(classifier, samples, labels),
+            "real_test": accuracy(classifier, test_images, test_labels),
+            "reconstructed_test": accuracy(classifier, reconstructions, test_labels),
+        }
         spaces[f"{name}_penultimate"] = PenultimateFeatures(classifier)
-    compared = {"samples": samples, f"real_train_{args.num_samples}": train_images[: args.num_samples], "reconstructed_test": reconstructions}
+    compared = {
+        "samples": samples,
+        f"real_train_{args.num_samples}": train_images[: args.num_samples],
+        "reconstructed_test": reconstructions,
+    }
     distances = results["frechet_distance_to_test_NOT_inception_fid"] = {}
     for name, features in spaces.items():
         real = batched(features, test_images)

@@ -29,13 +29,16 @@ import yaml
 from torch import Tensor
 
 from ldce import demo
-from ldce.config import LDCEConfig
-from ldce.explain import explain
+from ldce.classifiers.names import class_name
+from ldce.method.config import LDCEConfig
+from ldce.method.explain import explain
 from ldce.metrics import COUT, FID
 from ldce.metrics.features import PenultimateFeatures
-from ldce.targets import class_name
 
 log = logging.getLogger(__name__)
+
+
+WIDTHS = (9, 13, 15, 7, 6, 6, 11)
 
 
 def pgd_l1(classifier: torch.nn.Module, images: Tensor, targets: Tensor, budget: Tensor, steps: int = 60) -> Tensor:
@@ -71,12 +74,25 @@ def project_l1(delta: Tensor, radius: Tensor) -> Tensor:
     return torch.where(inside[:, None], flat, projected).view_as(delta)
 
 
-def scores(explained: torch.nn.Module, judge: torch.nn.Module, images: Tensor, counterfactuals: Tensor, sources: Tensor, targets: Tensor) -> dict[str, Tensor]:
+def scores(
+    explained: torch.nn.Module,
+    judge: torch.nn.Module,
+    images: Tensor,
+    counterfactuals: Tensor,
+    sources: Tensor,
+    targets: Tensor,
+) -> dict[str, Tensor]:
     with torch.no_grad():
         flipped = explained(counterfactuals).argmax(1) == targets
         judged = judge(counterfactuals).argmax(1)
     diff = (counterfactuals - images).flatten(1)
-    return {"flip": flipped.float(), "agree": (judged == targets).float(), "source": (judged == sources).float(), "l1": diff.abs().sum(1), "l2": diff.norm(dim=1)}
+    return {
+        "flip": flipped.float(),
+        "agree": (judged == targets).float(),
+        "source": (judged == sources).float(),
+        "l1": diff.abs().sum(1),
+        "l2": diff.norm(dim=1),
+    }
 
 
 class Row:
@@ -86,7 +102,9 @@ class Row:
         self.parts: list[dict[str, Tensor]] = []
         self.cout, self.fid, self.features = COUT(explained), FID(judge_features.num_features), judge_features
 
-    def update(self, scored: dict[str, Tensor], images: Tensor, counterfactuals: Tensor, sources: Tensor, targets: Tensor) -> None:
+    def update(
+        self, scored: dict[str, Tensor], images: Tensor, counterfactuals: Tensor, sources: Tensor, targets: Tensor
+    ) -> None:
         self.parts.append(scored)
         self.cout.update(images, counterfactuals, sources, targets)
         with torch.no_grad():
@@ -100,16 +118,28 @@ class Row:
 def run_rows(batches, config: LDCEConfig, seed: int) -> dict[str, dict[str, Tensor]]:
     backbone, explained, judge = demo.backbone(), demo.classifier(), demo.independent_classifier()
     features = demo.judge_features()
-    variants = {"LDCE (consensus)": config, "LDCE (no consensus)": dataclasses.replace(config, guidance="unprojected"), "CFG only": dataclasses.replace(config, guidance="free")}
+    variants = {
+        "LDCE (consensus)": config,
+        "LDCE (no consensus)": dataclasses.replace(config, guidance="unprojected"),
+        "CFG only": dataclasses.replace(config, guidance="free"),
+    }
     rows = {name: Row(explained, features) for name in [*variants, "pixel attack (same L1)"]}
     for keys, images, sources, targets in batches:
         ldce_l1 = None
         for name, variant in variants.items():
             result = explain(images, targets, backbone, explained, variant, seed=seed, keys=keys)
-            rows[name].update(scores(explained, judge, images, result.images, sources, targets), images, result.images, sources, targets)
+            rows[name].update(
+                scores(explained, judge, images, result.images, sources, targets),
+                images,
+                result.images,
+                sources,
+                targets,
+            )
             ldce_l1 = result.l1 if ldce_l1 is None else ldce_l1
         attacked = pgd_l1(explained, images, targets, ldce_l1)
-        rows["pixel attack (same L1)"].update(scores(explained, judge, images, attacked, sources, targets), images, attacked, sources, targets)
+        rows["pixel attack (same L1)"].update(
+            scores(explained, judge, images, attacked, sources, targets), images, attacked, sources, targets
+        )
     return {name: row.summary() for name, row in rows.items()}
 
 
@@ -121,7 +151,8 @@ def quickstart_config(path: Path) -> LDCEConfig:
 
 def table(title: str, rows: dict[str, dict[str, Tensor]]) -> str:
     count = len(next(iter(rows.values()))["flip"])
-    header = f"{'method':<24} {'flip rate':>9} {'indep. agrees':>13} {'indep. = source':>15} {'L1':>7} {'L2':>6} {'COUT':>6} {'FID (judge)':>11}"
+    columns = ("flip rate", "indep. agrees", "indep. = source", "L1", "L2", "COUT", "FID (judge)")
+    header = f"{'method':<24} " + " ".join(f"{name:>{width}}" for name, width in zip(columns, WIDTHS, strict=True))
     lines = [f"{title} ({count} images)", header]
     for name, s in rows.items():
         lines.append(
@@ -131,18 +162,35 @@ def table(title: str, rows: dict[str, dict[str, Tensor]]) -> str:
     return "\n".join(lines)
 
 
+def pairs_text() -> str:
+    """The demo's source → target pairs by name."""
+    return ", ".join(
+        f"{class_name(demo.CLASS_NAMES, s)} → {class_name(demo.CLASS_NAMES, t)}" for s, t in demo.TARGETS.items()
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--heldout", type=int, default=25, help="held-out test images per source class (0: demo shard only)")
+    parser.add_argument(
+        "--heldout", type=int, default=25, help="held-out test images per source class (0: demo shard only)"
+    )
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--config", type=Path, default=Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml")
+    parser.add_argument(
+        "--config", type=Path, default=Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
+    )
     for field in dataclasses.fields(LDCEConfig):
         kind = type(field.default)
-        parser.add_argument(f"--{field.name}", type=(lambda text: text.lower() in ("1", "true", "yes")) if kind is bool else kind, default=None)
+        parser.add_argument(
+            f"--{field.name}",
+            type=(lambda text: text.lower() in ("1", "true", "yes")) if kind is bool else kind,
+            default=None,
+        )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(LDCEConfig) if getattr(args, f.name) is not None}
+    overrides = {
+        f.name: getattr(args, f.name) for f in dataclasses.fields(LDCEConfig) if getattr(args, f.name) is not None
+    }
     config = dataclasses.replace(quickstart_config(args.config), **overrides)
     log.info("config: %s", config)
     sets = {"demo shard": demo.demo_batches(args.batch_size)}
@@ -152,7 +200,7 @@ def main() -> None:
         start = time.perf_counter()
         rows = run_rows(batches, config, args.seed)
         print(table(title, rows))
-        print(f"({time.perf_counter() - start:.0f} s; source → target pairs: {', '.join(f'{class_name(demo.CLASS_NAMES, s)} → {class_name(demo.CLASS_NAMES, t)}' for s, t in demo.TARGETS.items())})\n")
+        print(f"({time.perf_counter() - start:.0f} s; source → target pairs: {pairs_text()})\n")
 
 
 if __name__ == "__main__":

@@ -12,31 +12,35 @@ and the demo's trained pair.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 import torchvision
 import yaml
 from diffusers import AutoencoderKL, DiTTransformer2DModel, UNet2DConditionModel
 from torch import nn
-from transformers import CLIPTextConfig, CLIPTextModel
+from transformers import CLIPTextModel
 
-from ldce.backbones.base import Backbone
-from ldce.backbones.class_conditional import ClassConditionalLDM, tiny_ldm_params
-from ldce.backbones.dit import DiT
-from ldce.backbones.kl_backbone import tiny_vae
-from ldce.backbones.stable_diffusion import StableDiffusion, tiny_clip_tokenizer
-from ldce.classifiers import IMAGENET_MEAN, IMAGENET_STD, ClassifierWrapper
 from ldce import demo
+from ldce.backbones.base import Backbone
+from ldce.backbones.class_conditional import ClassConditionalLDM
+from ldce.backbones.dit import DiT
+from ldce.backbones.paper import CIN256_V2_CONFIG
+from ldce.backbones.stable_diffusion import StableDiffusion
+from ldce.classifiers import IMAGENET_MEAN, IMAGENET_STD, ClassifierWrapper, Preprocessing
 from ldce.demo.models import fashion_cnn
-
-CIN256_YAML = Path(__file__).resolve().parents[1] / "ldce" / "backbones" / "configs" / "cin256-v2.yaml"
+from ldce.testing.models import (
+    clip_text_config,
+    tiny_class_conditional_ldm,
+    tiny_clip_tokenizer,
+    tiny_ldm_params,
+    tiny_vae,
+)
 
 
 def imagenet_classifier(name: str, resize: int | None) -> nn.Module:
     model = torchvision.models.get_model(name, weights=None)
     crop = 224 if resize else None
-    return ClassifierWrapper(model, resize, crop, IMAGENET_MEAN, IMAGENET_STD)
+    return ClassifierWrapper(model, Preprocessing(resize, crop, IMAGENET_MEAN, IMAGENET_STD))
 
 
 def sd_vae() -> AutoencoderKL:
@@ -47,30 +51,52 @@ def sd_vae() -> AutoencoderKL:
 def mid_ldm() -> ClassConditionalLDM:
     params = tiny_ldm_params(1000)
     unet = params["unet_config"]["params"]
-    unet.update(image_size=16, model_channels=128, channel_mult=[1, 2, 2], attention_resolutions=[2, 4], num_head_channels=32, context_dim=128)
+    unet.update(
+        image_size=16,
+        model_channels=128,
+        channel_mult=[1, 2, 2],
+        attention_resolutions=[2, 4],
+        num_head_channels=32,
+        context_dim=128,
+    )
     params["first_stage_config"]["params"]["ddconfig"].update(resolution=64, ch=64)
     params["cond_stage_config"]["params"]["embed_dim"] = 128
     return ClassConditionalLDM.random(params)
 
 
 def cin256() -> ClassConditionalLDM:
-    return ClassConditionalLDM.random(yaml.safe_load(CIN256_YAML.read_text())["model"]["params"])
+    return ClassConditionalLDM.random(yaml.safe_load(CIN256_V2_CONFIG.read_text())["model"]["params"])
 
 
 def sd256() -> StableDiffusion:
-    unet = UNet2DConditionModel(sample_size=32, cross_attention_dim=768, attention_head_dim=8, layers_per_block=2, block_out_channels=(320, 640, 1280, 1280))
+    unet = UNet2DConditionModel(
+        sample_size=32,
+        cross_attention_dim=768,
+        attention_head_dim=8,
+        layers_per_block=2,
+        block_out_channels=(320, 640, 1280, 1280),
+    )
     tokenizer = tiny_clip_tokenizer()
-    text = CLIPTextModel(CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12, max_position_embeddings=77, bos_token_id=0, eos_token_id=1, pad_token_id=1))
+    text = CLIPTextModel(clip_text_config(len(tokenizer), 768, layers=12, heads=12, mlp_ratio=4))
     return StableDiffusion(unet, sd_vae(), text, tokenizer, [f"class {i}" for i in range(1000)])
 
 
 def dit256() -> DiT:
-    transformer = DiTTransformer2DModel(num_attention_heads=16, attention_head_dim=72, in_channels=4, out_channels=8, num_layers=28, sample_size=32, patch_size=2, num_embeds_ada_norm=1000)
+    transformer = DiTTransformer2DModel(
+        num_attention_heads=16,
+        attention_head_dim=72,
+        in_channels=4,
+        out_channels=8,
+        num_layers=28,
+        sample_size=32,
+        patch_size=2,
+        num_embeds_ada_norm=1000,
+    )
     return DiT(transformer, sd_vae())
 
 
 MODELS: dict[str, Callable[[], tuple[Backbone, nn.Module]]] = {
-    "tiny": lambda: (ClassConditionalLDM.tiny(), fashion_cnn()),
+    "tiny": lambda: (tiny_class_conditional_ldm(), fashion_cnn()),
     "demo": lambda: (demo.backbone(), demo.classifier()),
     "mid": lambda: (mid_ldm(), imagenet_classifier("resnet18", None)),
     "cin256": lambda: (cin256(), imagenet_classifier("resnet50", 256)),

@@ -5,7 +5,7 @@
         --variants plain batched_vjp channels_last compile checkpointing
 
 For each model (random weights; see ``benchmarks/models.py``) it measures, in one process:
-- ``step``: one ldce guided step (``ldce.sampler.guided_step``, projected consensus guidance);
+- ``step``: one ldce guided step (``ldce.method.sampler.guided_step``, projected consensus guidance);
 - the parts, each alone: the noise model's forward on 2B latents, the decoder's forward on B, the
   classifier's forward and backward on B, and the two vector–Jacobian products through decoder and
   unconditional noise model (backward passes only) — ``step / Σparts`` is the overhead (goal ≤ 1.1);
@@ -32,11 +32,14 @@ from collections.abc import Callable
 import torch
 from models import build
 
+from ldce.backbones.speedups import Speedups, apply_speedups
 from ldce.classifiers import target_log_likelihood
-from ldce.config import LDCEConfig
-from ldce.performance import Speedups, apply_speedups
-from ldce.sampler import Task, ddim_update, distance_loss, guided_noise, guided_step, predicted_clean_latent
-from ldce.schedule import ddim_grid
+from ldce.method.config import LDCEConfig
+from ldce.method.guided import predicted_clean_latent
+from ldce.method.sampler import guided_step
+from ldce.method.schedule import ddim_grid
+from ldce.method.terms import Task
+from ldce.testing.reference import reference_step
 
 VARIANTS = {
     "plain": (Speedups(), False),
@@ -46,20 +49,8 @@ VARIANTS = {
     "checkpointing": (Speedups(gradient_checkpointing=True), False),
     "compile": (Speedups(compile=True), False),
 }
+PART_NAMES = {"eps2B": "eps 2B", "dec": "decode B", "clf": "classifier fwd+bwd", "VJPs": "2 VJPs"}
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def reference_step(backbone, classifier, z, index, grid, task, config):
-    """The original's structure: graph over [z; z], decode, then one kept-graph backward per loss."""
-    alpha, t = grid.alphas[index], grid.timesteps[index].expand(2 * z.shape[0])
-    z = z.detach().requires_grad_(True)
-    e_u, e_c = backbone.eps(torch.cat([z, z]), t, torch.cat([task.null, task.cond])).float().chunk(2)
-    image = backbone.decode(predicted_clean_latent(z, e_u, alpha))
-    (g_d,) = torch.autograd.grad(distance_loss(image.float(), task.images, config.lp_custom).sum(), z, retain_graph=True)
-    (g_c,) = torch.autograd.grad(target_log_likelihood(classifier(image).float(), task.targets).sum(), z)
-    scale = -torch.sqrt(1.0 - alpha)
-    eps, _ = guided_noise(e_u.detach(), (e_c - e_u).detach(), scale * g_c, scale * g_d, config)
-    return ddim_update(z.detach(), eps, alpha, grid.alphas_prev[index], grid.sigmas[index], None)
 
 
 def timed(fn: Callable[[], object], repeats: int, device: torch.device) -> float:
@@ -95,7 +86,11 @@ def parts(backbone, classifier, z, index, grid, task, repeats, device) -> dict[s
 
     with torch.no_grad():
         results = {
-            "eps 2B": timed(lambda: backbone.eps(torch.cat([z, z]), torch.cat([t, t]), torch.cat([task.null, task.cond])), repeats, device),
+            "eps 2B": timed(
+                lambda: backbone.eps(torch.cat([z, z]), torch.cat([t, t]), torch.cat([task.null, task.cond])),
+                repeats,
+                device,
+            ),
             "decode B": timed(lambda: backbone.decode(clean), repeats, device),
         }
     results["classifier fwd+bwd"] = timed(classifier_pass, repeats, device)
@@ -104,7 +99,8 @@ def parts(backbone, classifier, z, index, grid, task, repeats, device) -> dict[s
 
 
 def setup(name: str, batch: int, device: torch.device):
-    """The model pair on ``device`` (initialised there: fast for real sizes), a batch of random images, its latents and the task."""
+    """The model pair on ``device`` (initialised there: fast for real sizes), a batch of random images,
+    its latents and the task."""
     with device:
         backbone, classifier = build(name)
     backbone, classifier = backbone.to(device), classifier.to(device)
@@ -135,8 +131,13 @@ def measure(models, device: torch.device, precision: str, variant: str, repeats:
             row["peak GiB/image"] = (torch.cuda.max_memory_allocated() - resident) / 2**30 / z.shape[0]
         if variant == "plain":
             row.update(parts(backbone, classifier, z, 190, grid, task, repeats, device))
-            row["reference"] = timed(lambda: reference_step(backbone, classifier, z, 190, grid, task, config), repeats, device)
-            ours, theirs = guided_step(backbone, classifier, z, 190, grid, task, config)[0], reference_step(backbone, classifier, z, 190, grid, task, config)
+            row["reference"] = timed(
+                lambda: reference_step(backbone, classifier, z, 190, grid, task, config), repeats, device
+            )
+            ours, theirs = (
+                guided_step(backbone, classifier, z, 190, grid, task, config)[0],
+                reference_step(backbone, classifier, z, 190, grid, task, config),
+            )
             row["max |Δ| vs reference"] = (ours - theirs).abs().max().item()
     return row
 
@@ -144,11 +145,18 @@ def measure(models, device: torch.device, precision: str, variant: str, repeats:
 def report(name: str, row: dict[str, object], paper_steps: int) -> str:
     """One line: step time, seconds per counterfactual at ``paper_steps`` steps, parts and reference."""
     per_cf = paper_steps / row["batch"]
-    text = f"{name:<7} B={row['batch']} {row['precision']:<4} {row['variant']:<17} step {1000 * row['step']:8.1f} ms ({row['step'] * per_cf:.1f} s/cf)"
+    step = row["step"]
+    text = f"{name:<7} B={row['batch']} {row['precision']:<4} {row['variant']:<17} "
+    text += f"step {1000 * step:8.1f} ms ({step * per_cf:.1f} s/cf)"
     if "reference" in row:
         total = row["eps 2B"] + row["decode B"] + row["classifier fwd+bwd"] + row["2 VJPs"]
-        text += f" | Σparts {1000 * total:8.1f} ms (eps2B {1000 * row['eps 2B']:.1f}, dec {1000 * row['decode B']:.1f}, clf {1000 * row['classifier fwd+bwd']:.1f}, VJPs {1000 * row['2 VJPs']:.1f})"
-        text += f" | step/Σparts {row['step'] / total:.2f} | reference {1000 * row['reference']:.1f} ms ({row['reference'] * per_cf:.1f} s/cf), speed-up {row['reference'] / row['step']:.2f}× | max|Δ| {row['max |Δ| vs reference']:.1e}"
+        shares = ", ".join(f"{short} {1000 * row[part]:.1f}" for short, part in PART_NAMES.items())
+        text += f" | Σparts {1000 * total:8.1f} ms ({shares})"
+        reference = row["reference"]
+        text += (
+            f" | step/Σparts {step / total:.2f} | reference {1000 * reference:.1f} ms ({reference * per_cf:.1f} s/cf)"
+        )
+        text += f", speed-up {reference / step:.2f}× | max|Δ| {row['max |Δ| vs reference']:.1e}"
     if "peak GiB/image" in row:
         text += f" | peak {row['peak GiB/image']:.2f} GiB/image above weights"
     return text
@@ -162,16 +170,25 @@ def main() -> None:
     parser.add_argument("--precision", nargs="+", choices=sorted(DTYPES), default=["fp32"])
     parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=["plain", "batched_vjp"])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--paper-steps", type=int, default=191, help="guided steps per counterfactual for s/cf (default: 500 × 0.382)")
+    parser.add_argument(
+        "--paper-steps", type=int, default=191, help="guided steps per counterfactual for s/cf (default: 500 × 0.382)"
+    )
     args = parser.parse_args()
     device = torch.device(args.device)
-    print(f"# {torch.cuda.get_device_name() if device.type == 'cuda' else 'CPU'}, torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)
+    print(
+        f"# {torch.cuda.get_device_name() if device.type == 'cuda' else 'CPU'}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads",
+        flush=True,
+    )
     for name in args.models:
         for batch in args.batch:
             models = setup(name, batch, device)
             for precision in args.precision:
                 for variant in args.variants:
-                    print(report(name, measure(models, device, precision, variant, args.repeats), args.paper_steps), flush=True)
+                    print(
+                        report(name, measure(models, device, precision, variant, args.repeats), args.paper_steps),
+                        flush=True,
+                    )
             del models
             if device.type == "cuda":
                 torch.cuda.empty_cache()

@@ -37,8 +37,24 @@ def split_demo_shard(folder: Path, per_shard: int) -> str:
 
 
 def run(processes: int, threads: int, accelerator: str, folder: Path, urls: str) -> dict[str, float]:
-    command = [sys.executable, "-m", "ldce.cli", "predict", "--config", str(REPO / "configs" / "quickstart.yaml"), "--output_dir", str(folder), "--wandb.mode",
-               "disabled", "--trainer.accelerator", accelerator, "--trainer.devices", str(processes), "--data.urls", urls]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "ldce.cli",
+        "predict",
+        "--config",
+        str(REPO / "configs" / "quickstart.yaml"),
+        "--output_dir",
+        str(folder),
+        "--wandb.mode",
+        "disabled",
+        "--trainer.accelerator",
+        accelerator,
+        "--trainer.devices",
+        str(processes),
+        "--data.urls",
+        urls,
+    ]
     if processes > 1:
         command += ["--trainer.strategy", "ddp"]
     env = os.environ | {"OMP_NUM_THREADS": str(threads), "MASTER_PORT": str(29500 + processes)}
@@ -47,7 +63,13 @@ def run(processes: int, threads: int, accelerator: str, folder: Path, urls: str)
     wall = time.perf_counter() - start
     summary = json.loads((folder / "summary.json").read_text())
     done = summary["counts"]["done"]
-    return {"processes": processes, "done": done, "loop_seconds": summary["seconds"], "wall_seconds": wall, "rate": done / summary["seconds"]}
+    return {
+        "processes": processes,
+        "done": done,
+        "loop_seconds": summary["seconds"],
+        "wall_seconds": wall,
+        "rate": done / summary["seconds"],
+    }
 
 
 def main() -> None:
@@ -62,9 +84,15 @@ def main() -> None:
         for processes in args.processes:
             rows.append(run(processes, args.threads, args.accelerator, Path(tmp) / f"p{processes}", urls))
     base = rows[0]["rate"]
-    print(f"{'processes':>9} {'inputs':>6} {'loop s':>7} {'wall s':>7} {'cf/s':>6} {'scaling':>7}   ({args.accelerator}, {args.threads} thread(s) per process)")
+    print(
+        f"{'processes':>9} {'inputs':>6} {'loop s':>7} {'wall s':>7} {'cf/s':>6} {'scaling':>7}"
+        f"   ({args.accelerator}, {args.threads} thread(s) per process)"
+    )
     for r in rows:
-        print(f"{r['processes']:>9} {r['done']:>6} {r['loop_seconds']:>7.1f} {r['wall_seconds']:>7.1f} {r['rate']:>6.2f} {r['rate'] / base:>6.2f}×")
+        print(
+            f"{r['processes']:>9} {r['done']:>6} {r['loop_seconds']:>7.1f} {r['wall_seconds']:>7.1f} "
+            f"{r['rate']:>6.2f} {r['rate'] / base:>6.2f}×"
+        )
 
 
 if __name__ == "__main__":

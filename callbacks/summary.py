@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
 from lightning.pytorch import Callback, LightningModule, Trainer
+from torch import nn
 from torchmetrics import MeanMetric, MetricCollection, SumMetric
 
-from ldce.callbacks import store
-from ldce.metrics import MetricsConfig, MetricSuite, Pairs, build_suite, quantise
+from ldce.images import quantise
+from ldce.metrics import MetricsConfig, MetricSuite, Pairs, build_suite
+from ldce.results import store
+from ldce.runner import Prediction
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +35,12 @@ def gather_lists(items: list[Any]) -> list[Any]:
     return [item for part in gathered for item in part]
 
 
-def saved_pairs(outputs: dict[str, Any]) -> Pairs:
-    """The batch's pairs as the writer saves them: images quantised to 8 bits (``quantise``)."""
-    return Pairs(list(outputs["key"]), quantise(outputs["original"]), quantise(outputs["counterfactual"]), outputs["label"], outputs["target"])
+def saved_pairs(prediction: Prediction) -> Pairs:
+    """The batch's pairs as the writer saves them: images quantised to 8 bits."""
+    result = prediction.result
+    return Pairs(
+        prediction.keys, quantise(prediction.originals), quantise(result.images), prediction.labels, prediction.targets
+    )
 
 
 class RunSummary(Callback):
@@ -47,11 +54,20 @@ class RunSummary(Callback):
     sync at the end of predict, also a rank that got no input. Rank 0 writes
     ``<output_dir>/summary.json`` and logs the metrics, with the wall seconds of the predict loop
     (rank 0's, metric sync included) and the world size.
+
+    Args:
+        output_dir: the results folder.
+        metrics: which counterfactual metrics to compute beyond flip rate, closeness and COUT.
+        classifier: the explained classifier (for flip rate and COUT); ``ldce predict`` passes the
+            model's own.
     """
 
-    def __init__(self, output_dir: str = "outputs", metrics: MetricsConfig | None = None) -> None:
+    def __init__(
+        self, output_dir: str = "outputs", metrics: MetricsConfig | None = None, classifier: nn.Module | None = None
+    ) -> None:
         self.output_dir = Path(output_dir)
         self.config = metrics or MetricsConfig()
+        self.classifier = classifier
         self.metrics = MetricCollection({name: MeanMetric() for name in MEANS} | {name: SumMetric() for name in COUNTS})
         self.suite: MetricSuite | None = None
         self.failures: list[dict[str, str]] = []
@@ -59,20 +75,28 @@ class RunSummary(Callback):
     def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.metrics = self.metrics.to(pl_module.device)
         self.metrics.reset()
-        self.suite = build_suite(self.config, getattr(pl_module, "classifier", None), CONFIG_PREFIX).to(pl_module.device)
+        self.suite = build_suite(self.config, self.classifier, CONFIG_PREFIX).to(pl_module.device)
         self.failures = []
         self.started = time.perf_counter()
 
-    def on_predict_batch_end(self, trainer, pl_module, outputs: dict[str, Any], batch, batch_idx, dataloader_idx=0) -> None:
+    def on_predict_batch_end(self, trainer, pl_module, outputs: Prediction, batch, batch_idx, dataloader_idx=0) -> None:
         device = pl_module.device
-        count = lambda n: torch.tensor(float(n), device=device)  # noqa: E731
-        self.metrics["done"].update(count(len(outputs["key"])))
-        self.metrics["skipped"].update(count(len(outputs["skipped"])))
-        self.metrics["failed"].update(count(len(outputs["failed"])))
-        self.failures.extend(outputs["failed"])
-        if outputs["key"]:
-            flipped = (outputs["prediction"] == outputs["target"]).float()
-            for name, value in (("flip_rate", flipped), ("target_confidence", outputs["target_confidence"]), ("l1", outputs["l1"]), ("l2", outputs["l2"])):
+        for name, count in (
+            ("done", len(outputs.keys)),
+            ("skipped", len(outputs.skipped)),
+            ("failed", len(outputs.failures)),
+        ):
+            self.metrics[name].update(torch.tensor(float(count), device=device))
+        self.failures.extend(asdict(f) for f in outputs.failures)
+        result = outputs.result
+        if result is not None:
+            flipped = (result.prediction == outputs.targets).float()
+            for name, value in (
+                ("flip_rate", flipped),
+                ("target_confidence", result.target_confidence),
+                ("l1", result.l1),
+                ("l2", result.l2),
+            ):
                 self.metrics[name].update(value.to(device))
             self.suite.update(saved_pairs(outputs).to(device))
 

@@ -76,8 +76,9 @@ def attribute_index(names: Sequence[str], attribute: int | str) -> int:
 
 def binary_class_names(attribute: str) -> tuple[str, str]:
     """Names of an attribute's absence and presence, as the paper's prompts use them."""
-    return PROMPT_NAMES.get(attribute, (f"not {attribute.lower().replace('_', ' ')}",
-                                        attribute.lower().replace("_", " ")))
+    return PROMPT_NAMES.get(
+        attribute, (f"not {attribute.lower().replace('_', ' ')}", attribute.lower().replace("_", " "))
+    )
 
 
 def _image_file(folder: Path, idx: int) -> Path:
@@ -88,8 +89,14 @@ def _image_file(folder: Path, idx: int) -> Path:
     raise FileNotFoundError(f"{folder}: no image for CelebA-HQ index {idx} ({idx}.jpg or .png)")
 
 
-def celebahq_items(root: str | Path, attribute: int | str, attributes_file: str | Path, partition_file: str | Path,
-                   partition: Partition = "test", class_names: Sequence[str] | None = None) -> list[ShardItem]:
+def celebahq_items(
+    root: str | Path,
+    attribute: int | str,
+    attributes_file: str | Path,
+    partition_file: str | Path,
+    partition: Partition = "test",
+    class_names: Sequence[str] | None = None,
+) -> list[ShardItem]:
     """CelebA-HQ images of ``partition`` labelled by ``attribute`` (0/1), named by ``class_names``
     (default :func:`binary_class_names`: ``non-smiling``/``smiling``, ``old``/``young``).
 

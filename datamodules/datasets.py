@@ -25,10 +25,11 @@ import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ldce.classifiers.names import read_class_names
 from ldce.datamodules.celebahq import PARTITIONS, celebahq_items
 from ldce.datamodules.imagenet import imagenet_items
 from ldce.datamodules.oxford import FLOWERS_SPLITS, flowers102_items, pets_items
-from ldce.datamodules.shards import ShardItem, read_class_names, write_shards
+from ldce.datamodules.shards import ShardItem, write_shards
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +43,9 @@ def _imagenet(args: argparse.Namespace) -> list[ShardItem]:
 
 
 def _celebahq(args: argparse.Namespace) -> list[ShardItem]:
-    return celebahq_items(args.root, args.attribute, args.attributes_file, args.partition_file, args.partition,
-                          _names(args.class_names))
+    return celebahq_items(
+        args.root, args.attribute, args.attributes_file, args.partition_file, args.partition, _names(args.class_names)
+    )
 
 
 def _flowers102(args: argparse.Namespace) -> list[ShardItem]:
@@ -67,17 +69,26 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="dataset", required=True)
     imagenet = commands.add_parser("imagenet", help="ILSVRC2012 validation set")
     _add_common(imagenet)
-    imagenet.add_argument("--labels", type=Path, help="for a flat image folder: the devkit folder "
-                          "(ILSVRC2012_devkit_t12) or a labels file (val.txt, LOC_val_solution.csv)")
+    imagenet.add_argument(
+        "--labels",
+        type=Path,
+        help="for a flat image folder: the devkit folder "
+        "(ILSVRC2012_devkit_t12) or a labels file (val.txt, LOC_val_solution.csv)",
+    )
     imagenet.add_argument("--classes", type=int, nargs="+", help="keep only these class indices")
-    imagenet.add_argument("--order", choices=("blocks", "folder"), default="blocks",
-                          help="blocks: one image per class in each block of 1000 (the reference's); folder: by class")
+    imagenet.add_argument(
+        "--order",
+        choices=("blocks", "folder"),
+        default="blocks",
+        help="blocks: one image per class in each block of 1000 (the reference's); folder: by class",
+    )
     imagenet.set_defaults(read=_imagenet)
     celebahq = commands.add_parser("celebahq", help="CelebA-HQ with one binary CelebA attribute")
     _add_common(celebahq)
     celebahq.add_argument("--attribute", default="Smiling", help="attribute name or index (Smiling = 31, Young = 39)")
-    celebahq.add_argument("--attributes_file", type=Path, required=True, help="list_attr_celeba.txt or "
-                          "CelebAMask-HQ-attribute-anno.txt")
+    celebahq.add_argument(
+        "--attributes_file", type=Path, required=True, help="list_attr_celeba.txt or CelebAMask-HQ-attribute-anno.txt"
+    )
     celebahq.add_argument("--partition_file", type=Path, required=True, help="CelebA's list_eval_partition.txt")
     celebahq.add_argument("--partition", choices=tuple(PARTITIONS), default="test")
     celebahq.set_defaults(read=_celebahq)

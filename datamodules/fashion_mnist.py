@@ -7,6 +7,7 @@ Images enter ldce as RGB in [0, 1] at 32×32: the 28×28 grayscale digits of clo
 from __future__ import annotations
 
 import gzip
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -14,7 +15,7 @@ import numpy as np
 import torch
 from lightning.pytorch import LightningDataModule
 from torch import Tensor
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 DEBIAN_ROOT = "/usr/share/datasets/fashion-mnist"
 CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -66,23 +67,45 @@ class FashionMNISTDataModule(LightningDataModule):
     10,000-image test split.
     """
 
-    def __init__(self, root: str = DEBIAN_ROOT, batch_size: int = 128, train_size: int = 55000, val_size: int = 5000, seed: int = 0, num_workers: int = 0) -> None:
+    def __init__(
+        self,
+        root: str = DEBIAN_ROOT,
+        batch_size: int = 128,
+        train_size: int = 55000,
+        val_size: int = 5000,
+        seed: int = 0,
+        num_workers: int = 0,
+    ) -> None:
         super().__init__()
         if train_size + val_size > 60000 or min(train_size, val_size, batch_size) < 1:
             raise ValueError(f"train_size + val_size must be ≤ 60000 and sizes ≥ 1, got {train_size} + {val_size}")
         self.root, self.batch_size, self.num_workers = root, batch_size, num_workers
         self.train_size, self.val_size, self.seed = train_size, val_size, seed
 
+    def map_sets(self, transform: Callable[[Dataset], Dataset]) -> None:
+        """Replace the training and validation sets by ``transform`` of them (e.g. encoded to latents)."""
+        self.train_set, self.val_set = transform(self.train_set), transform(self.val_set)
+
     def setup(self, stage: str) -> None:
         images, labels = load_split(self.root, "train")
         order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(self.seed))
         train, val = order[: self.train_size], order[self.train_size : self.train_size + self.val_size]
-        self.train_set, self.val_set = TensorDataset(images[train], labels[train]), TensorDataset(images[val], labels[val])
+        self.train_set, self.val_set = (
+            TensorDataset(images[train], labels[train]),
+            TensorDataset(images[val], labels[val]),
+        )
         self.test_set = TensorDataset(*load_split(self.root, "test"))
 
     def train_dataloader(self) -> DataLoader:
         generator = torch.Generator().manual_seed(self.seed)
-        return DataLoader(self.train_set, self.batch_size, shuffle=True, generator=generator, num_workers=self.num_workers, drop_last=True)
+        return DataLoader(
+            self.train_set,
+            self.batch_size,
+            shuffle=True,
+            generator=generator,
+            num_workers=self.num_workers,
+            drop_last=True,
+        )
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.val_set, 512, num_workers=self.num_workers)

@@ -20,8 +20,9 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
+from ldce.classifiers.names import read_class_names
 from ldce.datamodules.oxford import FlowersSplit, flowers102_items
-from ldce.datamodules.shards import ShardItem, read_class_names
+from ldce.datamodules.shards import ShardItem
 
 
 class ItemImages(Dataset):
@@ -50,9 +51,16 @@ class Flowers102DataModule(LightningDataModule):
         image_size: side of the crops fed to the model.
     """
 
-    def __init__(self, root: str, class_names: str, train_splits: list[FlowersSplit] | None = None,
-                 val_split: FlowersSplit = "val", batch_size: PositiveInt = 64, num_workers: NonNegativeInt = 0,
-                 image_size: PositiveInt = 224) -> None:
+    def __init__(
+        self,
+        root: str,
+        class_names: str,
+        train_splits: list[FlowersSplit] | None = None,
+        val_split: FlowersSplit = "val",
+        batch_size: PositiveInt = 64,
+        num_workers: NonNegativeInt = 0,
+        image_size: PositiveInt = 224,
+    ) -> None:
         super().__init__()
         self.root, self.names = root, read_class_names(Path(class_names))
         self.train_splits, self.val_split = train_splits or ["train"], val_split
@@ -60,19 +68,25 @@ class Flowers102DataModule(LightningDataModule):
 
     def _loader(self, splits: Sequence[FlowersSplit], transform: Callable, shuffle: bool) -> DataLoader:
         items = [item for split in splits for item in flowers102_items(self.root, self.names, split)]
-        return DataLoader(ItemImages(items, transform), batch_size=self.batch_size, shuffle=shuffle,
-                          num_workers=self.num_workers, generator=torch.Generator().manual_seed(0))
+        return DataLoader(
+            ItemImages(items, transform),
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            generator=torch.Generator().manual_seed(0),
+        )
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled training images: random resized crop and flip."""
-        augment = transforms.Compose([transforms.RandomResizedCrop(self.image_size), transforms.RandomHorizontalFlip(),
-                                      transforms.ToTensor()])
+        augment = transforms.Compose(
+            [transforms.RandomResizedCrop(self.image_size), transforms.RandomHorizontalFlip(), transforms.ToTensor()]
+        )
         return self._loader(self.train_splits, augment, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
         """Validation images: resize and centre crop."""
         resize = round(self.image_size * 256 / 224)
-        evaluate = transforms.Compose([transforms.Resize(resize), transforms.CenterCrop(self.image_size),
-                                       transforms.ToTensor()])
+        evaluate = transforms.Compose(
+            [transforms.Resize(resize), transforms.CenterCrop(self.image_size), transforms.ToTensor()]
+        )
         return self._loader([self.val_split], evaluate, shuffle=False)
-

@@ -121,8 +121,13 @@ def block_order(labels: Sequence[int]) -> list[int]:
     return [p for block in range(step) for p in range(block, len(labels), step)]
 
 
-def imagenet_items(root: str | Path, labels: str | Path | None = None, class_names: Sequence[str] | None = None,
-                   classes: Sequence[int] | None = None, order: Order = "blocks") -> list[ShardItem]:
+def imagenet_items(
+    root: str | Path,
+    labels: str | Path | None = None,
+    class_names: Sequence[str] | None = None,
+    classes: Sequence[int] | None = None,
+    order: Order = "blocks",
+) -> list[ShardItem]:
     """ImageNet validation images with labels, class names and folder-order indices.
 
     Args:
@@ -139,9 +144,11 @@ def imagenet_items(root: str | Path, labels: str | Path | None = None, class_nam
         raise ValueError(f"class_names has {len(class_names)} names, ImageNet has {len(wnids)} classes")
     found = _flat_items(root, Path(labels), wnids) if labels else _folder_items(root, wnids)
     found.sort(key=lambda item: (item[2], Path(item[0]).name))
-    items = [ShardItem(path, relpath, label, None, class_names[label] if class_names else None, index)
-             for index, (relpath, path, label) in enumerate(found)
-             if classes is None or label in classes]
+    items = [
+        ShardItem(path, relpath, label, None, class_names[label] if class_names else None, index)
+        for index, (relpath, path, label) in enumerate(found)
+        if classes is None or label in classes
+    ]
     if not items:
         raise ValueError(f"{root}: no ImageNet images found" + (f" of classes {list(classes)}" if classes else ""))
     positions = block_order([item.label for item in items]) if order == "blocks" else range(len(items))

@@ -68,7 +68,7 @@ def _struct(parts: list[tuple[int, bytes]], count: int, order: str) -> list[dict
     length = int(np.frombuffer(parts[0][1], f"{order}i4")[0])
     names = [parts[1][1][i : i + length].rstrip(b"\0").decode("ascii") for i in range(0, len(parts[1][1]), length)]
     values = [_value(payload, order)[1] for _, payload in parts[2:]]
-    return [dict(zip(names, values[i * len(names) : (i + 1) * len(names)])) for i in range(count)]
+    return [dict(zip(names, values[i * len(names) : (i + 1) * len(names)], strict=True)) for i in range(count)]
 
 
 def _value(payload: bytes, order: str) -> tuple[str, Any]:
@@ -104,7 +104,7 @@ def read_mat(path: str | Path) -> dict[str, Any]:
     try:
         for kind, payload in _elements(data[HEADER_BYTES:], order):
             if kind == MI_COMPRESSED:
-                (kind, payload), = _elements(zlib.decompress(payload), order)
+                ((kind, payload),) = _elements(zlib.decompress(payload), order)
             name, value = _value(payload, order) if kind == MI_MATRIX else ("", None)
             if value is not None:
                 variables[name] = value

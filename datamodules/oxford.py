@@ -61,7 +61,9 @@ def pets_class_name(image_id: str) -> str:
     return image_id.rsplit("_", 1)[0].replace("_", " ").lower()
 
 
-def pets_items(root: str | Path, split: PetsSplit = "test", class_names: Sequence[str] | None = None) -> list[ShardItem]:
+def pets_items(
+    root: str | Path, split: PetsSplit = "test", class_names: Sequence[str] | None = None
+) -> list[ShardItem]:
     """Oxford-IIIT Pets images of ``split`` in annotation-file order, 0-based labels, breed names
     (from the image ids unless ``class_names`` is given)."""
     root = dataset_root(root, "oxford-iiit-pet", "annotations")

@@ -32,6 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import webdataset
+from jsonargparse.typing import PositiveInt
+
+from ldce.checks import check
+from ldce.classifiers.names import read_class_names
 
 logger = logging.getLogger(__name__)
 
@@ -91,18 +95,12 @@ def _to_sample(item: ShardItem, index: int, key: str) -> dict:
     return sample
 
 
-def check_int(name: str, value: object, minimum: int) -> None:
-    """Raise ``ValueError`` naming ``name`` unless ``value`` is an int (not bool) ``>= minimum``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-
-
 def write_shards(items: Iterable[ShardItem], pattern: str, maxcount: int) -> list[str]:
     """Write ``items`` (sample index = position) into shards ``pattern % 0, pattern % 1, …``.
 
     Each shard holds at most ``maxcount`` samples. Returns the shard file names, in order.
     """
-    check_int("maxcount", maxcount, 1)
+    check("maxcount", maxcount, PositiveInt)
     try:
         first_shard = pattern % 0
     except TypeError as error:
@@ -193,11 +191,6 @@ def _read_rows(list_file: Path) -> list[tuple[str, Sequence]]:
         logger.info("%s: skipping header row %s", list_file, rows[0][1])
         rows = rows[1:]
     return rows
-
-
-def read_class_names(path: Path) -> list[str]:
-    """Class names, one per line (line n = label n), stripped; blank lines at the end are dropped."""
-    return [line.strip() for line in path.read_text().rstrip().splitlines()]
 
 
 def collect_items(source: Path, class_names: Sequence[str] | None = None, root: Path | None = None) -> list[ShardItem]:

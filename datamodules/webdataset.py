@@ -4,45 +4,30 @@ Shards are split first by rank (``RankSplitter``, from ``trainer.global_rank`` /
 then by dataloader worker (``webdataset.split_by_worker``); no resampling, no epochs, no shuffling.
 Balance is per shard: a rank or worker without a shard yields no batch.
 
-Batch contract (a dict per batch; B = good samples in it, H = W = ``image_size``):
-
-* ``key``: ``list[str]`` (B) sample keys
-* ``image``: ``FloatTensor (B, 3, H, W)`` in [0, 1] (shape ``(0, 3, H, W)`` when B = 0)
-* ``label``: ``LongTensor (B,)``
-* ``target``: ``LongTensor (B,)``, -1 where the sample has no target
-* ``index``: ``LongTensor (B,)``, -1 where unknown
-* ``meta``: ``list[dict]`` (B) the sample's JSON dict (``{}`` when absent)
-* ``failed``: ``list[dict]`` ``{"key": str, "reason": str}`` for each sample that could not be used
-  (corrupt/truncated/missing image, missing/invalid label, invalid JSON); it never raises.
-* ``skipped``: ``list[str]`` keys in ``skip_keys`` (already done), passed over without decoding
-
-Images: the first present of ``IMAGE_EXTENSIONS`` is decoded fully by PIL (truncation is detected
-unless ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` was set), converted to RGB (grayscale and palette are
-expanded; transparency is composited onto white), then resized (bicubic): ``center_crop`` resizes the
-shorter side to ``image_size`` and crops the centre, ``resize`` squashes to ``image_size²``.
+Batches are :class:`ldce.datamodules.batch.InputBatch`: the usable samples (decoded by
+:func:`ldce.images.decode_image`), plus a :class:`Failure` for each sample that could not be used
+(corrupt/truncated/missing image, missing/invalid label, invalid JSON) and the keys skipped as already
+done. Decoding never raises: one odd file costs that file, not the run.
 """
 
 from __future__ import annotations
 
-import io
 import itertools
 import json
 from collections.abc import Iterable, Iterator
 from functools import partial
 from typing import Literal
 
-import numpy as np
 import torch
 import webdataset
+from jsonargparse.typing import NonNegativeInt, PositiveInt
 from lightning.pytorch import LightningDataModule
-from PIL import Image
 from torch.utils.data import DataLoader
 
-from ldce.datamodules.shards import IMAGE_EXTENSIONS, check_int
-
-ResizeMode = Literal["center_crop", "resize"]
-_ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
-
+from ldce.checks import validated
+from ldce.datamodules.batch import UNKNOWN, Failure, InputBatch
+from ldce.datamodules.shards import IMAGE_EXTENSIONS
+from ldce.images import ResizeMode, decode_image
 
 SKIPPED = "__skipped__"
 
@@ -83,33 +68,6 @@ def expand_urls(urls: str | list[str]) -> list[str]:
     if not isinstance(items, list) or not items or not all(isinstance(u, str) and u.strip() for u in items):
         raise ValueError(f"urls must be a non-empty string or list of non-empty strings, got {urls!r}")
     return [url for item in items for url in webdataset.shardlists.expand_urls(item)]
-
-
-def to_rgb(image: Image.Image) -> Image.Image:
-    """RGB copy of ``image``; transparent pixels (alpha channel or ``transparency`` info) over white."""
-    if image.mode not in _ALPHA_MODES and "transparency" not in image.info:
-        return image.convert("RGB")
-    rgba = image.convert("RGBA")
-    return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
-
-
-def fit(image: Image.Image, size: int, mode: ResizeMode) -> Image.Image:
-    """``image`` resized to ``size × size``: squashed (``resize``) or shorter side + centre crop."""
-    if mode == "resize":
-        return image.resize((size, size), Image.Resampling.BICUBIC)
-    width, height = image.size
-    scale = size / min(width, height)
-    width, height = max(size, round(width * scale)), max(size, round(height * scale))
-    left, top = (width - size) // 2, (height - size) // 2
-    return image.resize((width, height), Image.Resampling.BICUBIC).crop((left, top, left + size, top + size))
-
-
-def decode_image(data: bytes, size: int, mode: ResizeMode) -> torch.Tensor:
-    """Encoded image bytes → ``FloatTensor (3, size, size)`` in [0, 1]."""
-    with Image.open(io.BytesIO(data)) as image:
-        image.load()  # decode everything now, so that truncated data raises here
-        rgb = fit(to_rgb(image), size, mode)
-    return torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1).float().div_(255.0)
 
 
 def _to_int(value: object, field: str) -> int | None:
@@ -158,8 +116,8 @@ class SampleDecoder:
         return {
             "image": image,
             "label": label,
-            "target": -1 if target is None else target,
-            "index": -1 if index is None else index,
+            "target": UNKNOWN if target is None else target,
+            "index": UNKNOWN if index is None else index,
             "meta": meta,
         }
 
@@ -177,26 +135,19 @@ class SampleDecoder:
         return _to_int(sample[entry] if entry in sample else meta.get(field), field)
 
 
-def collate(records: list[dict], image_size: int) -> dict:
-    """Decoded records → the batch dict of the module docstring (failures go to ``failed``)."""
+def collate(records: list[dict], image_size: int) -> InputBatch:
+    """Decoded records → an :class:`InputBatch` (failures and skipped keys kept aside)."""
     good = [r for r in records if "reason" not in r and "skipped" not in r]
-    images = [r["image"] for r in good]
-    return {
-        "key": [r["key"] for r in good],
-        "image": torch.stack(images) if images else torch.empty(0, 3, image_size, image_size),
-        "label": torch.tensor([r["label"] for r in good], dtype=torch.long),
-        "target": torch.tensor([r["target"] for r in good], dtype=torch.long),
-        "index": torch.tensor([r["index"] for r in good], dtype=torch.long),
-        "meta": [r["meta"] for r in good],
-        "failed": [{"key": r["key"], "reason": r["reason"]} for r in records if "reason" in r],
-        "skipped": [r["key"] for r in records if "skipped" in r],
-    }
-
-
-def _check_key(name: str, value: object) -> None:
-    """Raise ``ValueError`` naming ``name`` unless ``value`` is a non-empty string."""
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+    failures = [Failure(r["key"], r["reason"]) for r in records if "reason" in r]
+    skipped = [r["key"] for r in records if "skipped" in r]
+    if not good:
+        return InputBatch.empty(image_size, failures, skipped)
+    labels, targets, indices = (
+        torch.tensor([r[name] for r in good], dtype=torch.long) for name in ("label", "target", "index")
+    )
+    images = torch.stack([r["image"] for r in good])
+    keys, meta = [r["key"] for r in good], [r["meta"] for r in good]
+    return InputBatch(keys, images, labels, targets, indices, meta, failures, skipped)
 
 
 class WebDatasetDataModule(LightningDataModule):
@@ -207,21 +158,23 @@ class WebDatasetDataModule(LightningDataModule):
             ``"data/shard-{000000..000009}.tar"``, or a list of those.
         batch_size: samples per batch (good and failed together); the last batch may be smaller.
         num_workers: dataloader worker processes (0: load in the main process).
-        image_size: output height and width.
+        image_size: output height and width in pixels.
         resize_mode: ``center_crop`` (shorter side to ``image_size``, centre crop) or ``resize`` (squash).
-        label_key / target_key / meta_key: sample entries of the label, the target and the JSON meta.
+        label_key: the sample entry holding the label (else the JSON's ``label``).
+        target_key: the sample entry holding the target (else the JSON's ``target``).
+        meta_key: the sample entry holding the sample's JSON.
         multiprocessing_context: start method of the workers (``None``: torch's default).
 
-    Set ``skip_keys`` (e.g. in a callback's ``setup``) before the dataloader is built to skip samples
-    already done: they are not decoded, and their keys arrive in the batch's ``skipped`` list.
+    :meth:`skip` (called by the results writer on resume) passes over samples already done.
     """
 
+    @validated
     def __init__(
         self,
         urls: str | list[str],
-        batch_size: int = 4,
-        num_workers: int = 0,
-        image_size: int = 256,
+        batch_size: PositiveInt = 4,
+        num_workers: NonNegativeInt = 0,
+        image_size: PositiveInt = 256,
         resize_mode: ResizeMode = "center_crop",
         label_key: str = "cls",
         target_key: str = "target.cls",
@@ -229,32 +182,25 @@ class WebDatasetDataModule(LightningDataModule):
         multiprocessing_context: Literal["fork", "spawn", "forkserver"] | None = None,
     ) -> None:
         super().__init__()
-        self.urls = expand_urls(urls)
-        for name, value, minimum in (
-            ("batch_size", batch_size, 1),
-            ("num_workers", num_workers, 0),
-            ("image_size", image_size, 1),
-        ):
-            check_int(name, value, minimum)
-        if resize_mode not in ("center_crop", "resize"):
-            raise ValueError(f"resize_mode must be 'center_crop' or 'resize', got {resize_mode!r}")
         for name, value in (("label_key", label_key), ("target_key", target_key), ("meta_key", meta_key)):
-            _check_key(name, value)
-        if multiprocessing_context not in (None, "fork", "spawn", "forkserver"):
-            raise ValueError(
-                f"multiprocessing_context must be fork, spawn, forkserver or None, got {multiprocessing_context!r}"
-            )
+            if not value:
+                raise ValueError(f"{name} must be a non-empty string")
+        self.urls = expand_urls(urls)
         self.batch_size, self.num_workers, self.image_size = batch_size, num_workers, image_size
         self.multiprocessing_context = multiprocessing_context
         self.decoder = SampleDecoder(image_size, resize_mode, label_key, target_key, meta_key)
-        self.skip_keys: set[str] = set()
+        self.skip_keys: frozenset[str] = frozenset()
+
+    def skip(self, keys: set[str]) -> None:
+        """Pass over ``keys`` in every dataloader built from now on (see ``SkipsKeys``)."""
+        self.skip_keys = frozenset(keys)
 
     def rank_and_world_size(self) -> tuple[int, int]:
         """``(trainer.global_rank, trainer.world_size)``, or ``(0, 1)`` without a trainer."""
         return (0, 1) if self.trainer is None else (self.trainer.global_rank, self.trainer.world_size)
 
     def predict_dataset(self) -> webdataset.WebDataset:
-        """This rank's pipeline: shards → skip filter → decode → batches (dicts, see module docstring)."""
+        """This rank's pipeline: shards → skip filter → decode → :class:`InputBatch` batches."""
         dataset = webdataset.WebDataset(
             self.urls,
             shardshuffle=False,

@@ -35,7 +35,12 @@ def write_shard(path: Path, samples: list[dict]) -> None:
 
 
 def good_sample(i: int) -> dict:
-    return {"__key__": f"s{i:03d}", "png": png(i), "cls": str(i % 10).encode(), "target.cls": str((i + 1) % 10).encode()}
+    return {
+        "__key__": f"s{i:03d}",
+        "png": png(i),
+        "cls": str(i % 10).encode(),
+        "target.cls": str((i + 1) % 10).encode(),
+    }
 
 
 def uneven_shards(folder: Path, sizes: tuple[int, ...] = (6, 5, 2)) -> str:
@@ -54,25 +59,29 @@ def classifier_weights(path: Path) -> Path:
     return path
 
 
-def tiny_config(folder: Path, urls: str, batch_size: int = 4, num_workers: int = 0, **model: object) -> Path:
+def tiny_config(
+    folder: Path, urls: str, batch_size: int = 4, num_workers: int = 0, method: dict | None = None, **model: object
+) -> Path:
     """A complete ``ldce predict`` config: tiny class-conditional LDM, toy classifier, 5 guided steps."""
     config = {
         "seed_everything": 0,
         "trainer": {"accelerator": "cpu", "devices": 1, "enable_progress_bar": False},
         "model": {
-            "class_path": "ldce.module.CounterfactualModule",
-            "init_args": {
-                "backbone": {"class_path": "ldce.backbones.class_conditional.ClassConditionalLDM.tiny", "init_args": {"num_classes": 10}},
-                "classifier": {
-                    "class_path": "ldce.classifiers.module_classifier",
-                    "init_args": {"class_path": "toy.ToyClassifier", "weights_path": str(classifier_weights(folder / "classifier.safetensors"))},
-                },
-                "ddim_steps": 10,
-                "strength": 0.5,
-                "step_progress": False,
-                "micro_batch_size": 4,
-                **model,
+            "backbone": {
+                "class_path": "ldce.testing.models.tiny_class_conditional_ldm",
+                "init_args": {"num_classes": 10},
             },
+            "classifier": {
+                "class_path": "ldce.classifiers.module_classifier",
+                "init_args": {
+                    "class_path": "toy.ToyClassifier",
+                    "weights_path": str(classifier_weights(folder / "classifier.safetensors")),
+                },
+            },
+            "method": {"ddim_steps": 10, "strength": 0.5, **(method or {})},
+            "step_progress": False,
+            "micro_batch_size": 4,
+            **model,
         },
         "data": {
             "class_path": "ldce.datamodules.webdataset.WebDatasetDataModule",
@@ -86,13 +95,27 @@ def tiny_config(folder: Path, urls: str, batch_size: int = 4, num_workers: int =
 
 
 def environment(**extra: str) -> dict[str, str]:
-    env = os.environ | {"PYTHONPATH": str(TESTS), "WANDB_MODE": "offline", "WANDB_SILENT": "true", "OMP_NUM_THREADS": "1"}
+    env = os.environ | {
+        "PYTHONPATH": str(TESTS),
+        "WANDB_MODE": "offline",
+        "WANDB_SILENT": "true",
+        "OMP_NUM_THREADS": "1",
+    }
     return env | extra
+
+
+LDCE = [sys.executable, "-m", "ldce.cli"]
+"""The ``ldce`` command of this interpreter."""
+
+
+def predict_args(config: Path, output_dir: Path, *extra: str) -> list[str]:
+    """``predict --config <config> --output_dir <output_dir> <extra…>``."""
+    return ["predict", "--config", str(config), "--output_dir", str(output_dir), *extra]
 
 
 def ldce(*args: str, env: dict[str, str] | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
     """Run ``ldce <args>`` to completion; fails the test with its output if it fails."""
-    command = [sys.executable, "-m", "ldce.cli", *args]
+    command = [*LDCE, *args]
     result = subprocess.run(command, env=env or environment(), capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
     return result

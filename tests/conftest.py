@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,6 @@ os.environ.setdefault("WANDB_MODE", "offline")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GOLDEN_DIR = Path(os.environ.get("LDCE_GOLDEN_DIR", REPO_ROOT.parent / "shared" / "golden"))
-sys.path.insert(0, str(REPO_ROOT / "benchmarks"))  # tests check the benchmarks' own helpers
 
 
 @pytest.fixture(scope="session")

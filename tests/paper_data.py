@@ -32,9 +32,10 @@ def write_imagenet_folder(root: Path, classes: Sequence[int] = (0, 1, 2), per_cl
 def write_devkit(folder: Path, wnids: Sequence[str], truth: dict[int, int]) -> Path:
     """An ILSVRC2012 devkit: ``data/meta.mat`` giving class ``c`` the devkit id ``1000 − c`` (the devkit's
     ids are not in wnid order) plus a non-leaf synset, and the ground truth ``{image number: class}``."""
-    synsets = [{"ILSVRC2012_ID": 1000 - c, "WNID": wnid, "words": f"class {c}", "num_children": 0}
-               for c, wnid in enumerate(wnids)] + [{"ILSVRC2012_ID": 1001, "WNID": "n00001740", "words": "entity",
-                                                    "num_children": 2}]
+    synsets = [
+        {"ILSVRC2012_ID": 1000 - c, "WNID": wnid, "words": f"class {c}", "num_children": 0}
+        for c, wnid in enumerate(wnids)
+    ] + [{"ILSVRC2012_ID": 1001, "WNID": "n00001740", "words": "entity", "num_children": 2}]
     write_mat(folder / "data" / "meta.mat", {"synsets": synsets})
     lines = [str(1000 - truth.get(n, 0)) for n in range(1, max(truth) + 1)]
     (folder / "data" / "ILSVRC2012_validation_ground_truth.txt").write_text("\n".join(lines) + "\n")
@@ -61,8 +62,9 @@ def write_celebahq(root: Path, hq_rows: bool = False) -> None:
     (root / "list_eval_partition.txt").write_text("\n".join(partition) + "\n")
 
 
-def write_flowers(root: Path, labels: Sequence[int] = (1, 2, 102, 1, 2, 102), test_ids: Sequence[int] = (6, 4, 5),
-                  size: int = 32) -> None:
+def write_flowers(
+    root: Path, labels: Sequence[int] = (1, 2, 102, 1, 2, 102), test_ids: Sequence[int] = (6, 4, 5), size: int = 32
+) -> None:
     """``root/flowers-102`` (torchvision's layout): ``jpg/``, ``imagelabels.mat`` (1-based labels),
     ``setid.mat`` with train ids 1, 2, val id 3 and ``test_ids``."""
     folder = root / "flowers-102"
@@ -70,11 +72,15 @@ def write_flowers(root: Path, labels: Sequence[int] = (1, 2, 102, 1, 2, 102), te
         (folder / "jpg").mkdir(parents=True, exist_ok=True)
         (folder / "jpg" / f"image_{i:05d}.jpg").write_bytes(png(i, size=size))
     write_mat(folder / "imagelabels.mat", {"labels": np.array([labels])})
-    write_mat(folder / "setid.mat", {"trnid": np.array([[1, 2]]), "valid": np.array([[3]]), "tstid": np.array([test_ids])})
+    write_mat(
+        folder / "setid.mat", {"trnid": np.array([[1, 2]]), "valid": np.array([[3]]), "tstid": np.array([test_ids])}
+    )
 
 
-def write_pets(root: Path, lines: Sequence[str] = ("Abyssinian_201 1 1 1", "great_pyrenees_12 16 2 14",
-                                                  "yorkshire_terrier_9 37 2 25")) -> None:
+def write_pets(
+    root: Path,
+    lines: Sequence[str] = ("Abyssinian_201 1 1 1", "great_pyrenees_12 16 2 14", "yorkshire_terrier_9 37 2 25"),
+) -> None:
     """``root/images/*.jpg`` and ``root/annotations/test.txt`` with ``lines``."""
     (root / "annotations").mkdir(parents=True)
     (root / "annotations" / "test.txt").write_text("\n".join(lines) + "\n")

@@ -30,11 +30,10 @@ from diffusers import UNet2DConditionModel, VQModel
 from sd_original_format import original_config, original_state_dict, save_clip
 from torch import Tensor, nn
 
-from ldce.backbones import compvis
-from ldce.backbones.class_conditional import tiny_ldm_params
-from ldce.backbones.stable_diffusion import StableDiffusion
-from ldce.feature_extractors import simsiam_projector
-from ldce.paper_classifiers import SteexDenseNet
+from ldce.backbones import ldm_config
+from ldce.classifiers.features import simsiam_projector
+from ldce.classifiers.paper import SteexDenseNet
+from ldce.testing.models import tiny_ldm_params, tiny_stable_diffusion
 
 LIGHTNING_MODULE = "pytorch_lightning.callbacks.model_checkpoint"
 
@@ -61,25 +60,46 @@ def lightning_modules() -> Iterator[type]:
 def save_lightning_checkpoint(state: dict[str, Tensor], path: Path) -> Path:
     """``state`` as the ``state_dict`` of a Lightning checkpoint with non-tensor bookkeeping."""
     with lightning_modules() as model_checkpoint:
-        torch.save({"epoch": 3, "global_step": 1000, "pytorch-lightning_version": "1.4.2", "state_dict": state,
-                    "callbacks": {model_checkpoint: {"best_model_score": np.float64(0.25), "best_model_path": "x.ckpt"}},
-                    "lr_schedulers": [], "hparams_name": "kwargs"}, path)
+        torch.save(
+            {
+                "epoch": 3,
+                "global_step": 1000,
+                "pytorch-lightning_version": "1.4.2",
+                "state_dict": state,
+                "callbacks": {model_checkpoint: {"best_model_score": np.float64(0.25), "best_model_path": "x.ckpt"}},
+                "lr_schedulers": [],
+                "hparams_name": "kwargs",
+            },
+            path,
+        )
     return path
 
 
 def ldm_schedule_buffers(params: dict) -> dict[str, Tensor]:
     """The 12 persistent schedule buffers of ``LatentDiffusion`` (linear betas, float64 → float32)."""
-    betas = torch.linspace(params["linear_start"] ** 0.5, params["linear_end"] ** 0.5, params["timesteps"],
-                           dtype=torch.float64) ** 2
+    betas = (
+        torch.linspace(
+            params["linear_start"] ** 0.5, params["linear_end"] ** 0.5, params["timesteps"], dtype=torch.float64
+        )
+        ** 2
+    )
     abar = torch.cumprod(1 - betas, 0)
     prev = torch.cat([torch.ones(1, dtype=torch.float64), abar[:-1]])
     variance = betas * (1 - prev) / (1 - abar)
-    buffers = {"betas": betas, "alphas_cumprod": abar, "alphas_cumprod_prev": prev, "sqrt_alphas_cumprod": abar.sqrt(),
-               "sqrt_one_minus_alphas_cumprod": (1 - abar).sqrt(), "log_one_minus_alphas_cumprod": (1 - abar).log(),
-               "sqrt_recip_alphas_cumprod": (1 / abar).sqrt(), "sqrt_recipm1_alphas_cumprod": (1 / abar - 1).sqrt(),
-               "posterior_variance": variance, "posterior_log_variance_clipped": variance.clamp(min=1e-20).log(),
-               "posterior_mean_coef1": betas * prev.sqrt() / (1 - abar),
-               "posterior_mean_coef2": (1 - prev) * (1 - betas).sqrt() / (1 - abar)}
+    buffers = {
+        "betas": betas,
+        "alphas_cumprod": abar,
+        "alphas_cumprod_prev": prev,
+        "sqrt_alphas_cumprod": abar.sqrt(),
+        "sqrt_one_minus_alphas_cumprod": (1 - abar).sqrt(),
+        "log_one_minus_alphas_cumprod": (1 - abar).log(),
+        "sqrt_recip_alphas_cumprod": (1 / abar).sqrt(),
+        "sqrt_recipm1_alphas_cumprod": (1 / abar - 1).sqrt(),
+        "posterior_variance": variance,
+        "posterior_log_variance_clipped": variance.clamp(min=1e-20).log(),
+        "posterior_mean_coef1": betas * prev.sqrt() / (1 - abar),
+        "posterior_mean_coef2": (1 - prev) * (1 - betas).sqrt() / (1 - abar),
+    }
     return {k: v.float() for k, v in buffers.items()}
 
 
@@ -93,20 +113,22 @@ def tiny_cin_params(num_classes: int) -> dict:
 def write_tiny_cin(folder: Path, num_classes: int = 1000, seed: int = 0) -> tuple[Path, Path]:
     """A cin256-v2-shaped LDM (VQ-f4, 3×8×8 latents of 32 px images) as ``model.ckpt`` + ``model.yaml``."""
     params = tiny_cin_params(num_classes)
-    spec = compvis.ldm_spec(params, "tiny cin")
+    spec = ldm_config.ldm_spec(params, "tiny cin")
     torch.manual_seed(seed)
     unet, vq = UNet2DConditionModel(**spec.unet_config), VQModel(**spec.first_stage_config)
     state = original_state_dict(unet, vq) | ldm_schedule_buffers(params)
     state["cond_stage_model.embedding.weight"] = torch.randn(num_classes + 1, spec.unet_config["cross_attention_dim"])
     folder.mkdir(parents=True, exist_ok=True)
     config = folder / "model.yaml"
-    config.write_text(yaml.safe_dump({"model": {"target": "ldm.models.diffusion.ddpm.LatentDiffusion", "params": params}}))
+    config.write_text(
+        yaml.safe_dump({"model": {"target": "ldm.models.diffusion.ddpm.LatentDiffusion", "params": params}})
+    )
     return save_lightning_checkpoint(state, folder / "model.ckpt"), config
 
 
 def write_tiny_minisd(folder: Path, image_size: int = 32) -> tuple[Path, Path, Path]:
     """A miniSD-shaped SD (tiny UNet/VAE/CLIP) as ``miniSD.ckpt``, its yaml and a CLIP folder."""
-    sd = StableDiffusion.tiny(["a", "b"], image_size=image_size, vae_channels=(32, 32, 64, 64))
+    sd = tiny_stable_diffusion(["a", "b"], image_size=image_size, vae_channels=(32, 32, 64, 64))
     state = original_state_dict(sd.unet, sd.vae, sd.text_encoder) | {"alphas_cumprod": sd.alphas_cumprod}
     folder.mkdir(parents=True, exist_ok=True)
     config = folder / "miniSD.yaml"
@@ -121,8 +143,15 @@ def write_steex(path: Path, seed: int = 0) -> Path:
     model = SteexDenseNet()
     optimizer = torch.optim.Adam(model.classifier.parameters())
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"epoch": 5, "optimizer_state_dict": optimizer.state_dict(), "loss": 0.21,
-                "model_state_dict": model.state_dict()}, path)
+    torch.save(
+        {
+            "epoch": 5,
+            "optimizer_state_dict": optimizer.state_dict(),
+            "loss": 0.21,
+            "model_state_dict": model.state_dict(),
+        },
+        path,
+    )
     return path
 
 
@@ -164,13 +193,17 @@ def write_simsiam(path: Path, seed: int = 0) -> Path:
     state = {f"module.encoder.{k}": v for k, v in encoder.state_dict().items()}
     state |= {f"module.predictor.{k}": v for k, v in predictor.state_dict().items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"epoch": 100, "arch": "resnet50", "state_dict": state, "optimizer": {"state": {}, "param_groups": []}}, path)
+    torch.save(
+        {"epoch": 100, "arch": "resnet50", "state_dict": state, "optimizer": {"state": {}, "param_groups": []}}, path
+    )
     return path
 
 
 def write_open_clip_stub(path: Path) -> Path:
     """Weights of the test stand-in of ``open_clip`` (``tests/stubs/open_clip``)."""
-    spec = importlib.util.spec_from_file_location("open_clip_stub", Path(__file__).parent / "stubs" / "open_clip" / "__init__.py")
+    spec = importlib.util.spec_from_file_location(
+        "open_clip_stub", Path(__file__).parent / "stubs" / "open_clip" / "__init__.py"
+    )
     stub = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(stub)
     return stub.write_weights(path)
@@ -184,7 +217,11 @@ def _mat_element(kind: int, payload: bytes) -> bytes:
 def _mat_matrix(name: str, value: object) -> bytes:
     """A ``miMATRIX`` element: doubles, a string (char array), a list of dicts (struct array) or a list (cell)."""
     if isinstance(value, str):
-        mx_class, dims, content = 4, (1, len(value)), _mat_element(4, np.array([ord(c) for c in value], "<u2").tobytes())
+        mx_class, dims, content = (
+            4,
+            (1, len(value)),
+            _mat_element(4, np.array([ord(c) for c in value], "<u2").tobytes()),
+        )
     elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
         fields = list(value[0])
         width = max(map(len, fields)) + 1

@@ -13,19 +13,30 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-from safetensors.torch import save_file
 import torch
+import yaml
 from diffusers import AutoencoderKL, UNet2DConditionModel
+from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from ldce.backbones.sd_original import TEXT_PREFIX, V1_INFERENCE_CONFIG
 
 UNET_PREFIX, VAE_PREFIX = "model.diffusion_model.", "first_stage_model."
-UNET_RESNET = {"norm1": "in_layers.0", "conv1": "in_layers.2", "norm2": "out_layers.0", "conv2": "out_layers.3",
-               "time_emb_proj": "emb_layers.1", "conv_shortcut": "skip_connection"}
-UNET_TOP = {"time_embedding.linear_1": "time_embed.0", "time_embedding.linear_2": "time_embed.2",
-            "conv_in": "input_blocks.0.0", "conv_norm_out": "out.0", "conv_out": "out.2"}
+UNET_RESNET = {
+    "norm1": "in_layers.0",
+    "conv1": "in_layers.2",
+    "norm2": "out_layers.0",
+    "conv2": "out_layers.3",
+    "time_emb_proj": "emb_layers.1",
+    "conv_shortcut": "skip_connection",
+}
+UNET_TOP = {
+    "time_embedding.linear_1": "time_embed.0",
+    "time_embedding.linear_2": "time_embed.2",
+    "conv_in": "input_blocks.0.0",
+    "conv_norm_out": "out.0",
+    "conv_out": "out.2",
+}
 VAE_RESNET = {"conv_shortcut": "nin_shortcut"}
 VAE_ATTENTION = {"group_norm": "norm", "to_q": "q", "to_k": "k", "to_v": "v", "to_out.0": "proj_out"}
 
@@ -34,7 +45,7 @@ def _rename_first(rest: str, names: dict[str, str]) -> str:
     """Rename the leading module path of ``rest`` (``"norm1.weight"`` → ``"in_layers.0.weight"``)."""
     for old, new in names.items():
         if rest.startswith(old + "."):
-            return new + rest[len(old):]
+            return new + rest[len(old) :]
     return rest
 
 
@@ -86,8 +97,9 @@ def _vae_original_tensor(key: str, value: Tensor) -> Tensor:
 def original_state_dict(unet: nn.Module, vae: nn.Module, text_encoder: nn.Module | None = None) -> dict[str, Tensor]:
     """``model.diffusion_model.*``, ``first_stage_model.*`` and (if given) ``cond_stage_model.transformer.*``."""
     state = {UNET_PREFIX + unet_original_key(k, unet.config): v for k, v in unet.state_dict().items()}
-    state |= {VAE_PREFIX + vae_original_key(k, vae.config): _vae_original_tensor(k, v)
-              for k, v in vae.state_dict().items()}
+    state |= {
+        VAE_PREFIX + vae_original_key(k, vae.config): _vae_original_tensor(k, v) for k, v in vae.state_dict().items()
+    }
     if text_encoder is not None:
         state |= legacy_clip_state_dict(text_encoder)
     return {k: v.contiguous() for k, v in state.items()}
@@ -110,16 +122,23 @@ def original_config(unet: UNet2DConditionModel, vae: AutoencoderKL, image_size: 
     params["unet_config"]["params"].update(
         model_channels=u.block_out_channels[0],
         channel_mult=[c // u.block_out_channels[0] for c in u.block_out_channels],
-        num_res_blocks=u.layers_per_block, num_heads=u.attention_head_dim, context_dim=u.cross_attention_dim,
-        attention_resolutions=[2**i for i, kind in enumerate(u.down_block_types) if kind.startswith("CrossAttn")])
+        num_res_blocks=u.layers_per_block,
+        num_heads=u.attention_head_dim,
+        context_dim=u.cross_attention_dim,
+        attention_resolutions=[2**i for i, kind in enumerate(u.down_block_types) if kind.startswith("CrossAttn")],
+    )
     params["first_stage_config"]["params"]["ddconfig"].update(
-        ch=v.block_out_channels[0], ch_mult=[c // v.block_out_channels[0] for c in v.block_out_channels],
-        num_res_blocks=v.layers_per_block, resolution=image_size)
+        ch=v.block_out_channels[0],
+        ch_mult=[c // v.block_out_channels[0] for c in v.block_out_channels],
+        num_res_blocks=v.layers_per_block,
+        resolution=image_size,
+    )
     return config
 
 
-def write_original_sd(sd: Any, folder: Path, suffix: str = ".safetensors", text: bool = True,
-                      extra: dict[str, Tensor] | None = None) -> tuple[Path, Path]:
+def write_original_sd(
+    sd: Any, folder: Path, suffix: str = ".safetensors", text: bool = True, extra: dict[str, Tensor] | None = None
+) -> tuple[Path, Path]:
     """The tiny model as an original SD checkpoint + yaml; returns their paths."""
     state = original_state_dict(sd.unet, sd.vae, sd.text_encoder if text else None)
     state |= {"alphas_cumprod": sd.alphas_cumprod} | (extra or {})

@@ -10,20 +10,22 @@ import pytest
 import torch
 import yaml
 from diffusers import AutoencoderKL, DDIMScheduler, Transformer2DModel, UNet2DConditionModel
+from sd_original_format import original_state_dict, save_clip, write_original_sd
 
 from ldce.backbones.base import linear_alphas_cumprod
-from ldce.backbones.compvis import CheckpointError, first_stage_config_from_ldm, unet_config_from_ldm
 from ldce.backbones.dit import DiT
+from ldce.backbones.ldm_config import first_stage_config_from_ldm, unet_config_from_ldm
 from ldce.backbones.sd_original import V1_INFERENCE_CONFIG, read_sd_config, sd_scheduler_config
 from ldce.backbones.stable_diffusion import SD_SCHEDULER_CONFIG, StableDiffusion
-from sd_original_format import original_state_dict, save_clip, write_original_sd
+from ldce.checkpoints import CheckpointError
+from ldce.testing.models import tiny_dit, tiny_stable_diffusion
 
 CLASSES = ["tench", "goldfish", "great white shark"]
 T = torch.tensor([10, 500])
 
 
 def build(kind: str, seed: int = 0):
-    return StableDiffusion.tiny(CLASSES, seed=seed) if kind == "sd" else DiT.tiny(num_classes=len(CLASSES), seed=seed)
+    return tiny_stable_diffusion(CLASSES, seed=seed) if kind == "sd" else tiny_dit(num_classes=len(CLASSES), seed=seed)
 
 
 @pytest.fixture(scope="module", params=["sd", "dit"])
@@ -33,7 +35,7 @@ def backbone(request):
 
 @pytest.fixture(scope="module")
 def sd():
-    return StableDiffusion.tiny(CLASSES)
+    return tiny_stable_diffusion(CLASSES)
 
 
 @pytest.fixture
@@ -44,8 +46,10 @@ def images():
 @pytest.fixture
 def no_network(monkeypatch):
     """Any socket use fails loudly, so a silent hub look-up cannot pass for a clear local error."""
+
     def refuse(*args, **kwargs):
         raise AssertionError("network access attempted")
+
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
@@ -55,12 +59,18 @@ def outputs(model, images):
     """Everything a backbone computes from fixed inputs: encodings, decode, conditioning, eps."""
     z = model.encode(images)
     cond, null = model.conditioning(torch.tensor([0, 2]))
-    return {"z": z, "decoded": model.decode(z), "cond": cond, "null": null, "eps": model.eps(z, T, cond),
-            "alphas_cumprod": model.alphas_cumprod}
+    return {
+        "z": z,
+        "decoded": model.decode(z),
+        "cond": cond,
+        "null": null,
+        "eps": model.eps(z, T, cond),
+        "alphas_cumprod": model.alphas_cumprod,
+    }
 
 
 def assert_same_outputs(a, b, images):
-    for (name, x), y in zip(outputs(a, images).items(), outputs(b, images).values()):
+    for (name, x), y in zip(outputs(a, images).items(), outputs(b, images).values(), strict=True):
         torch.testing.assert_close(x, y, rtol=0, atol=0, msg=name)
 
 
@@ -102,31 +112,33 @@ def test_sd_conditioning_is_clip_last_hidden_state_of_prompts_and_of_the_empty_p
     cond, null = sd.conditioning(torch.tensor([0, 2, 0]))
     assert cond.shape == null.shape == (3, 77, 32)
     assert sd.prompts(torch.tensor([2])) == ["a photo of a great white shark."]
-    torch.testing.assert_close(cond, sd.embed_prompts(["a photo of a tench.", "a photo of a great white shark.",
-                                                       "a photo of a tench."]))
+    torch.testing.assert_close(
+        cond, sd.embed_prompts(["a photo of a tench.", "a photo of a great white shark.", "a photo of a tench."])
+    )
     torch.testing.assert_close(null, sd.embed_prompts([""]).expand(3, -1, -1))
     assert not torch.allclose(cond[0], cond[1]) and torch.equal(cond[0], cond[2])
     assert not torch.allclose(cond[0], null[0])
 
 
 def test_sd_prompt_template_and_null_prompt_are_configurable():
-    model = StableDiffusion.tiny(["smiling", "non-smiling"], prompt_template="a photo of a {} person", null_prompt="x")
+    model = tiny_stable_diffusion(["smiling", "non-smiling"], prompt_template="a photo of a {} person", null_prompt="x")
     assert model.prompts(torch.tensor([1])) == ["a photo of a non-smiling person"]
     torch.testing.assert_close(model.conditioning(torch.tensor([0]))[1], model.embed_prompts(["x"]))
     with pytest.raises(ValueError, match="prompt_template"):
-        StableDiffusion.tiny(CLASSES, prompt_template="a photo")
+        tiny_stable_diffusion(CLASSES, prompt_template="a photo")
 
 
 def test_dit_conditioning_is_target_labels_and_null_label_num_classes():
-    dit = DiT.tiny(num_classes=3)
+    dit = tiny_dit(num_classes=3)
     cond, null = dit.conditioning(torch.tensor([0, 2]))
     assert cond.tolist() == [0, 2] and null.tolist() == [3, 3] and null.dtype == torch.long
     z = torch.randn(2, 4, 8, 8)
     assert not torch.allclose(dit.eps(z, T, cond), dit.eps(z, T, null))
 
 
-@pytest.mark.parametrize("targets", [torch.tensor([0, 3]), torch.tensor([-1]), torch.tensor([0.0]),
-                                     torch.tensor([[0]])])
+@pytest.mark.parametrize(
+    "targets", [torch.tensor([0, 3]), torch.tensor([-1]), torch.tensor([0.0]), torch.tensor([[0]])]
+)
 def test_invalid_targets_raise_naming_the_problem(backbone, targets):
     with pytest.raises(ValueError, match=r"\[0, 3\)|1-D integer"):
         backbone.conditioning(targets)
@@ -134,7 +146,7 @@ def test_invalid_targets_raise_naming_the_problem(backbone, targets):
 
 def test_schedules_sd_scaled_linear_and_dit_linear_match_diffusers(sd):
     torch.testing.assert_close(sd.alphas_cumprod, linear_alphas_cumprod(0.00085, 0.012), rtol=0, atol=0)
-    dit = DiT.tiny()
+    dit = tiny_dit()
     expected = torch.cumprod(1 - torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64), 0).float()
     torch.testing.assert_close(dit.alphas_cumprod, expected, rtol=0, atol=0)
     for model in (sd, dit):
@@ -143,7 +155,7 @@ def test_schedules_sd_scaled_linear_and_dit_linear_match_diffusers(sd):
 
 
 def test_train_mode_is_refused_so_dit_never_drops_labels():
-    dit = DiT.tiny()
+    dit = tiny_dit()
     z = torch.randn(2, 4, 8, 8)
     before = dit.eps(z, T, torch.tensor([0, 1]))
     dit.train()
@@ -163,15 +175,18 @@ def test_save_pretrained_then_from_pretrained_gives_identical_outputs(backbone, 
 
 def test_from_pretrained_takes_the_schedule_from_the_folders_scheduler_config(sd, tmp_path):
     sd.save_pretrained(tmp_path)
-    (tmp_path / "scheduler" / "scheduler_config.json").write_text(json.dumps(
-        {"_class_name": "PNDMScheduler", "beta_start": 0.001, "beta_end": 0.02, "beta_schedule": "scaled_linear"}))
+    (tmp_path / "scheduler" / "scheduler_config.json").write_text(
+        json.dumps(
+            {"_class_name": "PNDMScheduler", "beta_start": 0.001, "beta_end": 0.02, "beta_schedule": "scaled_linear"}
+        )
+    )
     loaded = StableDiffusion.from_pretrained(tmp_path, CLASSES)
     torch.testing.assert_close(loaded.alphas_cumprod, linear_alphas_cumprod(0.001, 0.02), rtol=0, atol=0)
 
 
 def test_dit_from_pretrained_reads_the_hubs_legacy_transformer2dmodel_layout(images, tmp_path):
     """facebook/DiT-XL-2-256 stores the transformer as a ``Transformer2DModel`` config."""
-    dit = DiT.tiny()
+    dit = tiny_dit()
     legacy = Transformer2DModel(**{k: v for k, v in dit.transformer.config.items() if not k.startswith("_")})
     legacy.load_state_dict(dit.transformer.state_dict())
     dit.save_pretrained(tmp_path)
@@ -181,12 +196,13 @@ def test_dit_from_pretrained_reads_the_hubs_legacy_transformer2dmodel_layout(ima
 
 
 @pytest.mark.parametrize("suffix", [".safetensors", ".ckpt"])
-def test_from_single_file_reproduces_the_model_including_the_checkpoints_clip_weights(sd, images, tmp_path, suffix,
-                                                                                      no_network):
+def test_from_single_file_reproduces_the_model_including_the_checkpoints_clip_weights(
+    sd, images, tmp_path, suffix, no_network
+):
     """UNet, VAE and schedule from the checkpoint + yaml; CLIP weights from the checkpoint, although
     the CLIP folder holds another seed's."""
     checkpoint, config = write_original_sd(sd, tmp_path, suffix)
-    clip = save_clip(StableDiffusion.tiny(CLASSES, seed=1), tmp_path / "clip")
+    clip = save_clip(tiny_stable_diffusion(CLASSES, seed=1), tmp_path / "clip")
     loaded = StableDiffusion.from_single_file(checkpoint, config, clip, CLASSES)
     assert loaded.scheduler_config == sd.scheduler_config and loaded.image_size == sd.image_size
     assert_same_outputs(sd, loaded, images)
@@ -207,7 +223,7 @@ def test_from_single_file_agrees_with_diffusers_own_single_file_loader_given_the
 
 def test_from_single_file_without_clip_weights_uses_the_clip_folder(sd, images, tmp_path):
     checkpoint, config = write_original_sd(sd, tmp_path, text=False)
-    other = StableDiffusion.tiny(CLASSES, seed=1)
+    other = tiny_stable_diffusion(CLASSES, seed=1)
     loaded = StableDiffusion.from_single_file(checkpoint, config, save_clip(other, tmp_path / "clip"), CLASSES)
     targets = torch.tensor([0, 1])
     torch.testing.assert_close(loaded.conditioning(targets), other.conditioning(targets), rtol=0, atol=0)
@@ -217,9 +233,12 @@ def test_from_single_file_without_clip_weights_uses_the_clip_folder(sd, images, 
 
 
 def test_from_single_file_use_ema_takes_the_unet_from_model_ema(sd, images, tmp_path):
-    ema = StableDiffusion.tiny(CLASSES, seed=2)
-    flat = {"model_ema." + "".join(k.split(".")[1:]): v
-            for k, v in original_state_dict(ema.unet, ema.vae).items() if k.startswith("model.diffusion_model.")}
+    ema = tiny_stable_diffusion(CLASSES, seed=2)
+    flat = {
+        "model_ema." + "".join(k.split(".")[1:]): v
+        for k, v in original_state_dict(ema.unet, ema.vae).items()
+        if k.startswith("model.diffusion_model.")
+    }
     checkpoint, config = write_original_sd(sd, tmp_path, extra=flat | {"model_ema.decay": torch.tensor(0.9999)})
     clip = save_clip(sd, tmp_path / "clip")
     z, cond = sd.encode(images), sd.conditioning(torch.tensor([0, 1]))[0]
@@ -275,7 +294,7 @@ def test_missing_folders_and_components_raise_clear_errors_without_network(sd, t
     sd.save_pretrained(tmp_path)
     for name in ("tokenizer.json", "tokenizer_config.json"):
         (tmp_path / "tokenizer" / name).unlink()
-    with pytest.raises(FileNotFoundError, match="CLIP tokenizer not found"):
+    with pytest.raises(FileNotFoundError, match="CLIP tokenizer incomplete.*lacks vocab.json and merges.txt"):
         StableDiffusion.from_pretrained(tmp_path, CLASSES)
 
 

@@ -9,16 +9,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import golden_parity
 import pytest
 import torch
 import yaml
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ldce.backbones import compvis
+from ldce.backbones import compvis, ldm_config
 from ldce.backbones.base import linear_alphas_cumprod
 from ldce.backbones.class_conditional import ClassConditionalLDM
+from ldce.checkpoints import CheckpointError, check_fits
+from ldce.testing.golden import tiny_classifier
+from ldce.testing.models import tiny_class_conditional_ldm
 
 RTOL = 1e-5
 
@@ -40,7 +42,7 @@ def units(golden_dir: Path) -> dict[str, torch.Tensor]:
 
 @pytest.fixture(scope="module")
 def classifier(golden_dir: Path) -> nn.Module:
-    return golden_parity.tiny_classifier(golden_dir)
+    return tiny_classifier(golden_dir)
 
 
 def assert_matches(actual: torch.Tensor, expected: torch.Tensor, name: str) -> None:
@@ -131,20 +133,29 @@ def test_wrapped_torch_checkpoint_loads_like_safetensors(model, files, units, tm
         assert torch.equal(other.eps(units["z"], units["t"], cond), model.eps(units["z"], units["t"], cond))
 
 
-@pytest.mark.parametrize("edit, named", [
-    (lambda sd: sd.update({"model.diffusion_model.extra.weight": torch.ones(2)}), "model.diffusion_model.extra.weight"),
-    (lambda sd: sd.update({"unknown.key": torch.ones(2)}), "unknown.key"),
-    (lambda sd: sd.pop("model.diffusion_model.middle_block.1.proj_in.weight"), "mid_block.attentions.0.proj_in.weight"),
-    (lambda sd: sd.pop("first_stage_model.quantize.embedding.weight"), "quantize.embedding.weight"),
-    (lambda sd: sd.pop("cond_stage_model.embedding.weight"), "cond_stage_model.embedding.weight"),
-])
+@pytest.mark.parametrize(
+    "edit, named",
+    [
+        (
+            lambda sd: sd.update({"model.diffusion_model.extra.weight": torch.ones(2)}),
+            "model.diffusion_model.extra.weight",
+        ),
+        (lambda sd: sd.update({"unknown.key": torch.ones(2)}), "unknown.key"),
+        (
+            lambda sd: sd.pop("model.diffusion_model.middle_block.1.proj_in.weight"),
+            "mid_block.attentions.0.proj_in.weight",
+        ),
+        (lambda sd: sd.pop("first_stage_model.quantize.embedding.weight"), "quantize.embedding.weight"),
+        (lambda sd: sd.pop("cond_stage_model.embedding.weight"), "cond_stage_model.embedding.weight"),
+    ],
+)
 def test_every_source_key_is_consumed_and_every_target_filled(files, tmp_path, edit, named):
     """An extra or a missing key fails, naming the file and the key (source or diffusers name)."""
     state = load_file(str(files[0]))
     edit(state)
     path = tmp_path / "edited.safetensors"
     save_file(state, str(path))
-    with pytest.raises(compvis.CheckpointError, match=str(path)) as err:
+    with pytest.raises(CheckpointError, match=str(path)) as err:
         ClassConditionalLDM.from_compvis(path, files[1])
     assert named in str(err.value)
 
@@ -155,7 +166,7 @@ def test_wrong_architecture_fails_naming_the_file(files, tmp_path):
     config["model"]["params"]["unet_config"]["params"]["attention_resolutions"] = [1, 2]
     path = tmp_path / "other.yaml"
     path.write_text(yaml.safe_dump(config))
-    with pytest.raises(compvis.CheckpointError, match=str(files[0])):
+    with pytest.raises(CheckpointError, match=str(files[0])):
         ClassConditionalLDM.from_compvis(files[0], path)
 
 
@@ -165,7 +176,7 @@ def test_text_conditional_config_is_refused(files, tmp_path):
     config["model"]["params"]["cond_stage_config"]["target"] = "ldm.modules.encoders.modules.FrozenCLIPEmbedder"
     path = tmp_path / "text.yaml"
     path.write_text(yaml.safe_dump(config))
-    with pytest.raises(compvis.CheckpointError, match=f"{path}.*ClassEmbedder"):
+    with pytest.raises(CheckpointError, match=f"{path}.*ClassEmbedder"):
         ClassConditionalLDM.from_compvis(files[0], path)
 
 
@@ -188,7 +199,7 @@ def test_truncated_file_error_names_it(files, tmp_path, suffix):
         whole.write_bytes(files[0].read_bytes())
     truncated = tmp_path / f"truncated{suffix}"
     truncated.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
-    with pytest.raises(compvis.CheckpointError, match=str(truncated)):
+    with pytest.raises(CheckpointError, match=str(truncated)):
         ClassConditionalLDM.from_compvis(truncated, files[1])
 
 
@@ -218,8 +229,11 @@ def test_cache_round_trip_gives_identical_eps_and_skips_conversion(files, units,
     monkeypatch.setattr(compvis, "convert_compvis_state_dict", None)  # a second conversion would fail
     cond, null = model.conditioning(units["y"])
     with torch.no_grad():
-        for loaded in (first, ClassConditionalLDM.from_compvis(*files, cache_dir=cache),
-                       ClassConditionalLDM.from_pretrained(cache)):
+        for loaded in (
+            first,
+            ClassConditionalLDM.from_compvis(*files, cache_dir=cache),
+            ClassConditionalLDM.from_pretrained(cache),
+        ):
             assert torch.equal(loaded.eps(units["z"], units["t"], cond), model.eps(units["z"], units["t"], cond))
             assert torch.equal(loaded.decode(units["z"]), model.decode(units["z"]))
             assert torch.equal(loaded.conditioning(units["y"])[1], null)
@@ -227,22 +241,67 @@ def test_cache_round_trip_gives_identical_eps_and_skips_conversion(files, units,
 
 
 CIN256_V2 = {  # model.params of the real cin256-v2 yaml (configs/latent-diffusion/cin256-v2.yaml)
-    "linear_start": 0.0015, "linear_end": 0.0195, "timesteps": 1000, "conditioning_key": "crossattn",
-    "unet_config": {"target": compvis.UNET_TARGET, "params": {
-        "image_size": 64, "in_channels": 3, "out_channels": 3, "model_channels": 192,
-        "attention_resolutions": [8, 4, 2],
-        "num_res_blocks": 2, "channel_mult": [1, 2, 3, 5], "num_heads": 1, "use_spatial_transformer": True,
-        "transformer_depth": 1, "context_dim": 512}},
-    "first_stage_config": {"target": compvis.VQ_TARGETS[0], "params": {"embed_dim": 3, "n_embed": 8192, "ddconfig": {
-        "double_z": False, "z_channels": 3, "resolution": 256, "in_channels": 3, "out_ch": 3, "ch": 128,
-        "ch_mult": [1, 2, 4], "num_res_blocks": 2, "attn_resolutions": [], "dropout": 0.0}}},
-    "cond_stage_config": {"target": compvis.CLASS_EMBEDDER_TARGET, "params": {"n_classes": 1001, "embed_dim": 512}},
+    "linear_start": 0.0015,
+    "linear_end": 0.0195,
+    "timesteps": 1000,
+    "conditioning_key": "crossattn",
+    "unet_config": {
+        "target": ldm_config.UNET_TARGET,
+        "params": {
+            "image_size": 64,
+            "in_channels": 3,
+            "out_channels": 3,
+            "model_channels": 192,
+            "attention_resolutions": [8, 4, 2],
+            "num_res_blocks": 2,
+            "channel_mult": [1, 2, 3, 5],
+            "num_heads": 1,
+            "use_spatial_transformer": True,
+            "transformer_depth": 1,
+            "context_dim": 512,
+        },
+    },
+    "first_stage_config": {
+        "target": ldm_config.VQ_TARGETS[0],
+        "params": {
+            "embed_dim": 3,
+            "n_embed": 8192,
+            "ddconfig": {
+                "double_z": False,
+                "z_channels": 3,
+                "resolution": 256,
+                "in_channels": 3,
+                "out_ch": 3,
+                "ch": 128,
+                "ch_mult": [1, 2, 4],
+                "num_res_blocks": 2,
+                "attn_resolutions": [],
+                "dropout": 0.0,
+            },
+        },
+    },
+    "cond_stage_config": {"target": ldm_config.CLASS_EMBEDDER_TARGET, "params": {"n_classes": 1001, "embed_dim": 512}},
 }
 
 
-SD_V1_KL = {"target": compvis.KL_TARGET, "params": {"embed_dim": 4, "ddconfig": {  # SD v1's first stage
-    "double_z": True, "z_channels": 4, "resolution": 256, "in_channels": 3, "out_ch": 3, "ch": 128,
-    "ch_mult": [1, 2, 4, 4], "num_res_blocks": 2, "attn_resolutions": [], "dropout": 0.0}}}
+SD_V1_KL = {
+    "target": ldm_config.KL_TARGET,
+    "params": {
+        "embed_dim": 4,
+        "ddconfig": {  # SD v1's first stage
+            "double_z": True,
+            "z_channels": 4,
+            "resolution": 256,
+            "in_channels": 3,
+            "out_ch": 3,
+            "ch": 128,
+            "ch_mult": [1, 2, 4, 4],
+            "num_res_blocks": 2,
+            "attn_resolutions": [],
+            "dropout": 0.0,
+        },
+    },
+}
 
 
 @pytest.mark.parametrize("first_stage", ["vq", "kl"])
@@ -260,13 +319,13 @@ def test_real_size_layouts_convert_completely(golden_dir, first_stage):
         params = {**CIN256_V2, "first_stage_config": SD_V1_KL, "scale_factor": 0.18215}
     pool = torch.zeros(len(shapes))  # one element per key: distinct data pointers, no real memory
     state = {key: pool[i].expand(shape) for i, (key, shape) in enumerate(shapes.items())}
-    spec = compvis.ldm_spec(params, "cin256-v2")
+    spec = ldm_config.ldm_spec(params, "cin256-v2")
     converted = compvis.convert_compvis_state_dict(state, spec, "manifest")
     with torch.device("meta"):
         unet = UNet2DConditionModel(**spec.unet_config)
         stage = (VQModel if first_stage == "vq" else AutoencoderKL)(**spec.first_stage_config)
-    compvis.check_state_dict(unet, converted.unet_state, "unet")
-    compvis.check_state_dict(stage, converted.first_stage_state, first_stage)
+    check_fits(unet, converted.unet_state, "unet", "UNet")
+    check_fits(stage, converted.first_stage_state, first_stage, "first stage")
     assert spec.unet_config["attention_head_dim"] == [1, 1, 1, 1]
     assert spec.unet_config["down_block_types"][0] == "DownBlock2D"
     assert converted.class_table.shape == (1001, 512)
@@ -284,7 +343,7 @@ def test_cache_never_overwrites_a_foreign_folder(files, tmp_path):
 @pytest.mark.parametrize("first_stage", ["vq", "kl"])
 def test_tiny_model_runs_with_gradients_to_the_latent(first_stage):
     """``tiny()`` encodes 32×32 images to 3×8×8, decodes back, predicts eps; gradients reach z."""
-    model = ClassConditionalLDM.tiny(num_classes=10, first_stage=first_stage)
+    model = tiny_class_conditional_ldm(num_classes=10, first_stage=first_stage)
     images = torch.rand(2, 3, 32, 32)
     z = model.encode(images, noise=torch.randn(2, 3, 8, 8)).requires_grad_(True)
     assert z.shape == (2, 3, 8, 8) and model.null_class == 10

@@ -15,14 +15,17 @@ from safetensors.torch import save_file
 from timm.data import resolve_model_data_config
 from torch import nn
 
+from ldce.checkpoints import read_tensors
 from ldce.classifiers import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
     ClassifierWrapper,
     Preprocess,
+    Preprocessing,
     confidence,
     is_binary,
     module_classifier,
     predict,
-    read_state_dict,
     target_log_likelihood,
     target_probability,
     timm_classifier,
@@ -63,7 +66,7 @@ def images(batch: int = 2, height: int = 48, width: int = 64, seed: int = 0) -> 
 def test_gradients_reach_input_image_through_resize_crop_normalise() -> None:
     """d logits / d x exists, is finite and non-zero, while the classifier's parameters get no grad."""
     torch.manual_seed(0)
-    wrapper = ClassifierWrapper(TinyNet(), resize=40, crop=32, mean=MEAN, std=STD)
+    wrapper = ClassifierWrapper(TinyNet(), Preprocessing(resize=40, crop=32, mean=MEAN, std=STD))
     x = images().requires_grad_(True)
     wrapper(x).logsumexp(dim=-1).sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
@@ -75,7 +78,7 @@ def test_gradients_reach_input_image_through_resize_crop_normalise() -> None:
 def test_preprocess_matches_torchvision_resize_crop_normalize(height: int, width: int, interpolation: str) -> None:
     """Preprocess == torchvision resize(shorter side, antialias=False) → center_crop → normalize."""
     x = images(height=height, width=width)
-    ours = Preprocess(resize=40, crop=32, mean=MEAN, std=STD, interpolation=interpolation)(x)
+    ours = Preprocess(Preprocessing(resize=40, crop=32, mean=MEAN, std=STD, interpolation=interpolation))(x)
     mode = getattr(TF.InterpolationMode, interpolation.upper())
     theirs = TF.normalize(TF.center_crop(TF.resize(x, [40], interpolation=mode, antialias=False), [32]), MEAN, STD)
     assert ours.shape == theirs.shape == (2, 3, 32, 32)
@@ -85,13 +88,13 @@ def test_preprocess_matches_torchvision_resize_crop_normalize(height: int, width
 def test_centre_crop_rounds_odd_margins_like_torchvision() -> None:
     """Crop offsets are int(round(margin / 2)), as torchvision's center_crop (margins 13 and 23 here)."""
     x = images(height=45, width=55)
-    torch.testing.assert_close(Preprocess(crop=32)(x), TF.center_crop(x, [32]), rtol=0, atol=0)
+    torch.testing.assert_close(Preprocess(Preprocessing(crop=32))(x), TF.center_crop(x, [32]), rtol=0, atol=0)
 
 
 def test_preprocess_grayscale_uses_luminance_weights_and_one_channel() -> None:
     """channels="grayscale" gives 0.299 R + 0.587 G + 0.114 B, normalised with one-channel mean/std."""
     x = images()
-    ours = Preprocess(mean=(0.5,), std=(0.25,), channels="grayscale")(x)
+    ours = Preprocess(Preprocessing(mean=(0.5,), std=(0.25,), channels="grayscale"))(x)
     luma = 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
     torch.testing.assert_close(ours, (luma - 0.5) / 0.25)
     torch.testing.assert_close(ours * 0.25 + 0.5, TF.rgb_to_grayscale(x), atol=1e-3, rtol=0)
@@ -151,9 +154,7 @@ def test_target_log_likelihood_binary_is_minus_bce_per_sample() -> None:
     logits = torch.tensor([-4.0, -0.5, 0.0, 0.7, 30.0])
     targets = torch.tensor([1, 0, 1, 1, 0])
     value = target_log_likelihood(logits, targets)
-    expected = torch.stack(
-        [-F.binary_cross_entropy_with_logits(logits[b], targets[b].float()) for b in range(5)]
-    )
+    expected = torch.stack([-F.binary_cross_entropy_with_logits(logits[b], targets[b].float()) for b in range(5)])
     torch.testing.assert_close(value, expected)
     torch.testing.assert_close(value, F.logsigmoid(torch.where(targets.bool(), logits, -logits)))
     alone = torch.cat([target_log_likelihood(logits[b : b + 1], targets[b : b + 1]) for b in range(5)])
@@ -218,7 +219,9 @@ def test_torchvision_loader_reads_legacy_densenet_keys(tmp_path) -> None:
     path = tmp_path / "densenet121.pth"
     torch.save({legacy.sub(r"\1.\2.", k): v for k, v in reference.state_dict().items()}, path)
     assert "features.denseblock1.denselayer1.norm.1.weight" in torch.load(path)
-    wrapper = torchvision_classifier("densenet121", str(path), num_classes=3, resize=None, crop=None)
+    wrapper = torchvision_classifier(
+        "densenet121", str(path), num_classes=3, preprocessing=Preprocessing(mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    )
     x = images(height=64, width=64)
     expected = reference(TF.normalize(x, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]))
     torch.testing.assert_close(wrapper(x), expected, rtol=1e-5, atol=1e-5)
@@ -237,9 +240,7 @@ def test_module_loader_reads_a_nested_state_dict_with_prefix(tmp_path) -> None:
         str(path),
         state_dict_key="model_state_dict",
         strip_prefix="module.",
-        channels="grayscale",
-        mean=(0.5,),
-        std=(0.5,),
+        preprocessing=Preprocessing(channels="grayscale", mean=(0.5,), std=(0.5,)),
     )
     x = images()
     gray = 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
@@ -250,10 +251,10 @@ def test_nested_file_without_key_names_the_file_and_asks_for_the_key(tmp_path) -
     """A checkpoint dict read without state_dict_key is rejected with the file name, not loaded half-way."""
     path = tmp_path / "checkpoint.pt"
     torch.save({"epoch": 3, "model_state_dict": TinyNet().state_dict()}, path)
-    with pytest.raises(ValueError, match="checkpoint.pt.*state_dict_key"):
-        read_state_dict(path)
+    with pytest.raises(ValueError, match=r"checkpoint.pt.*\['model_state_dict'\].*state_dict_key"):
+        read_tensors(path, "classifier weights")
     with pytest.raises(ValueError, match="checkpoint.pt.*'state_dict'"):
-        read_state_dict(path, key="state_dict")
+        read_tensors(path, "classifier weights", key="state_dict")
 
 
 def test_missing_weights_file_raises_naming_the_file(tmp_path) -> None:
@@ -282,11 +283,15 @@ def test_wrong_architecture_weights_raise_naming_the_mismatch(tmp_path) -> None:
     """Weights of another architecture or head size raise ValueError naming the file, keys and shapes."""
     path = tmp_path / "resnet18.safetensors"
     save_file(torchvision.models.resnet18(num_classes=10).state_dict(), path)
-    with pytest.raises(ValueError, match=r"resnet18.safetensors do not fit torchvision model 'resnet34'.*missing keys"):
+    with pytest.raises(
+        ValueError, match=r"resnet18.safetensors: does not fit torchvision model 'resnet34'.*missing keys"
+    ):
         torchvision_classifier("resnet34", str(path), num_classes=10)
     with pytest.raises(ValueError, match=r"shape mismatches.*fc.weight: file \(10, 512\) vs model \(7, 512\)"):
         torchvision_classifier("resnet18", str(path), num_classes=7)
-    with pytest.raises(ValueError, match=r"resnet18.safetensors do not fit timm model 'test_resnet'.*unexpected keys"):
+    with pytest.raises(
+        ValueError, match=r"resnet18.safetensors: does not fit timm model 'test_resnet'.*unexpected keys"
+    ):
         timm_classifier("test_resnet", str(path))
 
 

@@ -3,20 +3,34 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_helpers import (
+    LDCE,
+    environment,
+    good_sample,
+    ldce,
+    outputs_of,
+    png,
+    predict_args,
+    records,
+    summary,
+    tiny_config,
+    uneven_shards,
+    write_shard,
+)
 from PIL import Image
-from ldce.cli import main
 
-from cli_helpers import environment, good_sample, ldce, outputs_of, png, records, summary, tiny_config, uneven_shards, write_shard
+from ldce.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def test_predict_writes_images_records_summary_and_config(tmp_path):
-    config = tiny_config(tmp_path, uneven_shards(tmp_path / "data", (3, 2)), class_names=[f"c{i}" for i in range(10)], record_steps=True)
+    config = tiny_config(
+        tmp_path, uneven_shards(tmp_path / "data", (3, 2)), class_names=[f"c{i}" for i in range(10)], record_steps=True
+    )
     out = tmp_path / "out"
     ldce("predict", "--config", str(config), "--output_dir", str(out), "--writer.save_steps", "true")
     done = records(out)
@@ -70,7 +84,9 @@ def test_bad_inputs_are_counted_named_and_skipped(tmp_path):
     (tmp_path / "data").mkdir()
     write_shard(tmp_path / "data" / "bad.tar", samples)
     out = tmp_path / "out"
-    ldce("predict", "--config", str(tiny_config(tmp_path, str(tmp_path / "data" / "bad.tar"))), "--output_dir", str(out))
+    ldce(
+        "predict", "--config", str(tiny_config(tmp_path, str(tmp_path / "data" / "bad.tar"))), "--output_dir", str(out)
+    )
     result = summary(out)
     assert result["counts"] == {"done": 3, "skipped": 0, "failed": 3}
     reasons = {f["key"]: f["reason"] for f in result["failed"]}
@@ -83,7 +99,7 @@ def test_on_error_fail_stops_at_the_first_bad_input(tmp_path):
     (tmp_path / "data").mkdir()
     write_shard(tmp_path / "data" / "bad.tar", [{"__key__": "nolabel", "png": png(4)}])
     config = tiny_config(tmp_path, str(tmp_path / "data" / "bad.tar"), on_error="fail")
-    command = [sys.executable, "-m", "ldce.cli", "predict", "--config", str(config), "--output_dir", str(tmp_path / "out")]
+    command = [*LDCE, *predict_args(config, tmp_path / "out")]
     result = subprocess.run(command, env=environment(), capture_output=True, text=True, timeout=240)
     assert result.returncode != 0 and "nolabel" in result.stderr
 
@@ -101,10 +117,16 @@ def _jpeg() -> bytes:
 
 @pytest.mark.parametrize(
     ("override", "field"),
-    [("--model.init_args.strength=1.5", "strength"), ("--model.init_args.classifier_lambda=-1", "classifier_lambda"),
-     ("--model.init_args.deg_cone_projection=0", "deg_cone_projection"), ("--model.init_args.deg_cone_projection=200", "deg_cone_projection"),
-     ("--model.init_args.cone_projection_type=cone", "cone_projection_type"), ("--model.init_args.no_such_key=1", "no_such_key")],
-)  # fmt: skip
+    [
+        ("--model.method.strength=1.5", "strength"),
+        ("--model.method.classifier_lambda=-1", "classifier_lambda"),
+        ("--model.method.deg_cone_projection=0", "deg_cone_projection"),
+        ("--model.method.deg_cone_projection=200", "deg_cone_projection"),
+        ("--model.method.cone_projection_type=cone", "cone_projection_type"),
+        ("--model.init_args.strength=1.5", "strength"),
+        ("--model.no_such_key=1", "no_such_key"),
+    ],
+)
 def test_invalid_values_fail_at_parse_time_naming_the_field(tmp_path, capsys, override, field):
     config = tiny_config(tmp_path, str(tmp_path / "none.tar"))
     with pytest.raises(SystemExit) as exit_info:
@@ -114,8 +136,9 @@ def test_invalid_values_fail_at_parse_time_naming_the_field(tmp_path, capsys, ov
 
 @pytest.mark.parametrize("config", sorted((REPO / "configs").rglob("*.yaml")), ids=lambda p: p.name)
 def test_print_config_works_for_every_shipped_config(capsys, config):
+    command = "fit" if "ldce.training." in config.read_text() else "predict"
     with pytest.raises(SystemExit) as exit_info:
-        main(["predict", "--config", str(config), "--print_config"])
+        main([command, "--config", str(config), "--print_config"])
     printed = capsys.readouterr().out
     assert exit_info.value.code in (0, None) and "model:" in printed and "data:" in printed
 
@@ -130,7 +153,11 @@ def test_shards_command_feeds_predict(tmp_path):
     (tmp_path / "shards").mkdir()
     ldce("shards", "--input", str(tmp_path / "tree"), "--output", pattern, "--maxcount", "3")
     assert sorted(p.name for p in (tmp_path / "shards").iterdir()) == ["part-000000.tar", "part-000001.tar"]
-    config = tiny_config(tmp_path, str(tmp_path / "shards" / "part-{000000..000001}.tar"), targets={"class_path": "ldce.targets.BinaryFlip"})
+    config = tiny_config(
+        tmp_path,
+        str(tmp_path / "shards" / "part-{000000..000001}.tar"),
+        targets={"class_path": "ldce.targets.BinaryFlip"},
+    )
     ldce("predict", "--config", str(config), "--output_dir", str(tmp_path / "out"))
     done = {r["key"]: (r["source"], r["target"]) for r in records(tmp_path / "out")}
     assert done == {"cat_0": (0, 1), "cat_1": (0, 1), "dog_0": (1, 0), "dog_1": (1, 0)}

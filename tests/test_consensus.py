@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from ldce.consensus import cone_angle, consensus_guidance, match_norm, turn_towards
+from ldce.method.consensus import cone_angle, consensus_guidance, match_norm, turn_towards
 
 THETA = 45.0
 

@@ -12,6 +12,7 @@ import torch
 import webdataset
 from PIL import Image
 
+from ldce.datamodules.batch import InputBatch
 from ldce.datamodules.shards import IMAGE_EXTENSIONS, collect_items, main, sample_key, write_shards
 from ldce.datamodules.webdataset import RankSplitter, WebDatasetDataModule, expand_urls
 
@@ -19,10 +20,18 @@ SIZE = 16
 CLASSES = ("ant", "bee", "cat")
 # 13 images of every supported kind, spread unevenly over 3 class folders: (class, name, mode, format)
 IMAGES = [
-    ("ant", "a0", "RGB", "PNG"), ("ant", "a1", "RGB", "JPEG"), ("ant", "a2", "RGB", "WEBP"),
-    ("ant", "a3", "L", "PNG"), ("ant", "a4", "RGBA", "PNG"), ("ant", "a5", "P", "PNG"),
-    ("bee", "b0", "RGB", "JPEG"), ("bee", "b1", "L", "PNG"), ("bee", "b2", "RGBA", "PNG"),
-    ("bee", "b3", "P", "PNG"), ("cat", "c0", "RGB", "WEBP"), ("cat", "c1", "RGB", "PNG"),
+    ("ant", "a0", "RGB", "PNG"),
+    ("ant", "a1", "RGB", "JPEG"),
+    ("ant", "a2", "RGB", "WEBP"),
+    ("ant", "a3", "L", "PNG"),
+    ("ant", "a4", "RGBA", "PNG"),
+    ("ant", "a5", "P", "PNG"),
+    ("bee", "b0", "RGB", "JPEG"),
+    ("bee", "b1", "L", "PNG"),
+    ("bee", "b2", "RGBA", "PNG"),
+    ("bee", "b3", "P", "PNG"),
+    ("cat", "c0", "RGB", "WEBP"),
+    ("cat", "c1", "RGB", "PNG"),
     ("cat", "c2", "L", "JPEG"),
 ]
 EXTENSIONS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp"}
@@ -69,7 +78,7 @@ def _batches(urls, rank: int = 0, world_size: int = 1, **kwargs) -> list[dict]:
 
 
 def _keys(batches: list[dict]) -> list[str]:
-    return [key for batch in batches for key in batch["key"]]
+    return [key for batch in batches for key in batch.keys]
 
 
 @pytest.mark.parametrize("num_workers", [0, 2])
@@ -98,17 +107,17 @@ def test_rank_splitter_gives_shard_i_to_rank_i_mod_world_size():
 
 @pytest.mark.parametrize("resize_mode", ["center_crop", "resize"])
 def test_batches_follow_the_contract_and_images_are_rgb_in_unit_range(shards, resize_mode):
-    """Batch dict: (B,3,H,W) float images in [0,1], labels = sorted class index, meta from the writer."""
+    """InputBatch: (B,3,H,W) float images in [0,1], labels = sorted class index, meta from the writer."""
     batches = _batches(shards, batch_size=4, resize_mode=resize_mode)
-    assert [len(b["key"]) for b in batches] == [4, 4, 4, 1]  # one worker: batches span shards
+    assert [len(b.keys) for b in batches] == [4, 4, 4, 1]  # one worker: batches span shards
     for batch in batches:
-        assert set(batch) == {"key", "image", "label", "target", "index", "meta", "failed", "skipped"}
-        assert batch["image"].shape == (len(batch["key"]), 3, SIZE, SIZE) and batch["image"].dtype == torch.float32
-        assert 0.0 <= batch["image"].min() and batch["image"].max() <= 1.0
-        assert batch["failed"] == [] and batch["target"].tolist() == [-1] * len(batch["key"])
-        for key, label, index, meta in zip(batch["key"], batch["label"], batch["index"], batch["meta"]):
+        assert isinstance(batch, InputBatch)
+        assert batch.images.shape == (len(batch.keys), 3, SIZE, SIZE) and batch.images.dtype == torch.float32
+        assert 0.0 <= batch.images.min() and batch.images.max() <= 1.0
+        assert batch.failures == [] and batch.targets.tolist() == [-1] * len(batch.keys)
+        for key, label, index, meta in zip(batch.keys, batch.labels, batch.indices, batch.meta, strict=True):
             assert CLASSES[label] == meta["class_name"] == key.split("_")[0] and index == meta["index"]
-    by_key = {k: img for b in batches for k, img in zip(b["key"], b["image"])}
+    by_key = {k: img for b in batches for k, img in zip(b.keys, b.images, strict=True)}
     assert torch.equal(by_key["ant_a3"][0], by_key["ant_a3"][2])  # grayscale → equal channels
     assert torch.all(by_key["bee_b2"] == 1.0)  # transparent RGBA → white background
 
@@ -121,8 +130,8 @@ def test_center_crop_keeps_the_middle_of_a_wide_image(tmp_path):
     image.save(path)
     (tmp_path / "list.json").write_text(json.dumps([["wide.png", 0]]))
     urls = write_shards(collect_items(tmp_path / "list.json"), str(tmp_path / "s-%03d.tar"), 10)
-    crop = _batches(urls)[0]["image"][0]
-    squash = _batches(urls, resize_mode="resize")[0]["image"][0]
+    crop = _batches(urls)[0].images[0]
+    squash = _batches(urls, resize_mode="resize")[0].images[0]
     assert torch.all(crop[2] > 0.9) and torch.all(crop[0] < 0.1)
     assert squash[0, :, 0].min() > 0.9 and squash[2, :, SIZE // 2].min() > 0.9
 
@@ -149,25 +158,25 @@ def bad_shard(tmp_path) -> str:
 def test_broken_samples_become_failure_records_and_good_ones_still_arrive(bad_shard):
     """Truncated/missing image and missing/invalid label are reported by key; nothing raises."""
     batches = _batches(bad_shard, batch_size=1, num_workers=2)
-    failed = {f["key"]: f["reason"] for b in batches for f in b["failed"]}
+    failed = {f.key: f.reason for b in batches for f in b.failures}
     assert set(failed) == {"truncated", "nolabel", "noimage", "badlabel"}
     assert "truncated" in failed["truncated"].lower() and "missing label" in failed["nolabel"]
     assert "missing image" in failed["noimage"] and "invalid label" in failed["badlabel"]
-    columns = [[v for b in batches for v in b[field]] for field in ("key", "label", "target", "index")]
-    good = {key: (int(label), int(target), int(index)) for key, label, target, index in zip(*columns)}
+    columns = [[v for b in batches for v in getattr(b, field)] for field in ("keys", "labels", "targets", "indices")]
+    good = {key: (int(label), int(target), int(index)) for key, label, target, index in zip(*columns, strict=True)}
     assert good == {"good": (2, 1, -1), "metalabel": (3, 5, 7)}
-    only_failures = next(b for b in batches if b["failed"])
-    assert only_failures["image"].shape == (0, 3, SIZE, SIZE) and only_failures["label"].shape == (0,)
+    only_failures = next(b for b in batches if b.failures)
+    assert only_failures.images.shape == (0, 3, SIZE, SIZE) and only_failures.labels.shape == (0,)
 
 
 def test_skip_keys_pass_over_samples_before_they_are_decoded(bad_shard):
     """Skipped keys are listed as skipped, never as results or failures: they are not decoded."""
     module = WebDatasetDataModule(bad_shard, image_size=SIZE)
-    module.skip_keys = {"truncated", "good"}
+    module.skip({"truncated", "good"})
     batches = list(module.predict_dataloader())
     assert sorted(_keys(batches)) == ["metalabel"]
-    assert {f["key"] for b in batches for f in b["failed"]} == {"nolabel", "noimage", "badlabel"}
-    assert sorted(k for b in batches for k in b["skipped"]) == ["good", "truncated"]
+    assert {f.key for b in batches for f in b.failures} == {"nolabel", "noimage", "badlabel"}
+    assert sorted(k for b in batches for k in b.skipped) == ["good", "truncated"]
 
 
 def test_urls_expand_braces_lists_and_pipe_commands(shards):
@@ -218,7 +227,7 @@ def test_writer_cli_reads_csv_with_or_without_header_and_json_lists(tree, tmp_pa
     """CSV (header or not) and JSON rows give cls, target.cls and meta; --class_names fills class_name."""
     (tmp_path / "names.txt").write_text("zero\none\ntwo\n")
     rows = [("ant/a0.png", 2, 1), ("bee/b1.png", 0, "")]
-    (tmp_path / "plain.csv").write_text("".join(f"{p},{l},{t}\n" for p, l, t in rows))
+    (tmp_path / "plain.csv").write_text("".join(f"{p},{label},{t}\n" for p, label, t in rows))
     (tmp_path / "header.csv").write_text("path,label,target\n" + (tmp_path / "plain.csv").read_text())
     entries = [{"path": "ant/a0.png", "label": 2, "target": 1}, ["bee/b1.png", 0]]
     (tmp_path / "list.json").write_text(json.dumps(entries))
@@ -240,6 +249,6 @@ def test_writer_flat_folder_has_no_labels_and_unique_safe_keys(tmp_path):
     urls = write_shards(collect_items(tmp_path), str(tmp_path / "out" / "s-%03d.tar"), 100)
     samples = _raw_samples(urls[0])
     assert len(samples) == 3 and sample_key("a.b.png") == "a_b" and all("cls" not in s for s in samples.values())
-    failed = [f for b in _batches(urls) for f in b["failed"]]
-    assert sorted(f["key"] for f in failed) == sorted(samples)
-    assert all("missing label" in f["reason"] for f in failed)
+    failed = [f for b in _batches(urls) for f in b.failures]
+    assert sorted(f.key for f in failed) == sorted(samples)
+    assert all("missing label" in f.reason for f in failed)

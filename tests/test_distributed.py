@@ -12,10 +12,23 @@ import time
 
 import numpy as np
 import pytest
-from cli_helpers import environment, free_port, ldce, outputs_of, records, summary, tiny_config, uneven_shards
+from cli_helpers import (
+    LDCE,
+    environment,
+    free_port,
+    ldce,
+    outputs_of,
+    predict_args,
+    records,
+    summary,
+    tiny_config,
+    uneven_shards,
+)
 from PIL import Image
 
 KEYS = [f"s{i:03d}" for i in range(13)]
+
+DDP = ("--trainer.strategy", "ddp", "--trainer.devices", "2")
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +49,9 @@ def reference(data):
 
 def _check_exactly_once(out) -> None:
     keys = [r["key"] for r in records(out)]
-    parts = [json.loads(line)["key"] for part in (out / "records").glob("*.jsonl") for line in part.read_text().splitlines()]
+    parts = [
+        json.loads(line)["key"] for part in (out / "records").glob("*.jsonl") for line in part.read_text().splitlines()
+    ]
     assert sorted(parts) == KEYS, "every sample written exactly once, by exactly one rank"
     assert sorted(keys) == KEYS and summary(out)["counts"] == {"done": 13, "skipped": 0, "failed": 0}
 
@@ -46,8 +61,7 @@ def test_two_processes_write_every_sample_once_identically(data, reference, tmp_
     folder, urls = data
     config = tiny_config(tmp_path, urls, batch_size=1, num_workers=workers)
     out = tmp_path / "out"
-    ddp = ["--trainer.strategy", "ddp", "--trainer.devices", "2"]
-    ldce("predict", "--config", str(config), "--output_dir", str(out), *ddp, env=environment(MASTER_PORT=str(free_port())))
+    ldce(*predict_args(config, out, *DDP), env=environment(MASTER_PORT=str(free_port())))
     _check_exactly_once(out)
     assert outputs_of(out) == reference, "outputs identical to one process with batch size 4"
 
@@ -56,11 +70,17 @@ def test_two_nodes_on_localhost_write_every_sample_once(data, reference, tmp_pat
     """2 nodes × 2 processes: 4 ranks over 3 shards, so one rank gets none and must not hang the sync."""
     folder, urls = data
     config, out, port = tiny_config(tmp_path, urls, num_workers=2), tmp_path / "out", str(free_port())
-    command = [sys.executable, "-m", "ldce.cli", "predict", "--config", str(config), "--output_dir", str(out), "--trainer.num_nodes", "2", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
+    command = [*LDCE, *predict_args(config, out, *DDP, "--trainer.num_nodes", "2")]
     nodes = [
-        subprocess.Popen(command, env=environment(MASTER_ADDR="127.0.0.1", MASTER_PORT=port, NODE_RANK=str(rank)), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        subprocess.Popen(
+            command,
+            env=environment(MASTER_ADDR="127.0.0.1", MASTER_PORT=port, NODE_RANK=str(rank)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         for rank in (0, 1)
-    ]  # fmt: skip
+    ]
     logs = [node.communicate(timeout=300)[0] for node in nodes]
     assert [node.returncode for node in nodes] == [0, 0], logs[0][-3000:] + logs[1][-3000:]
     _check_exactly_once(out)
@@ -71,7 +91,9 @@ def test_a_killed_run_resumes_to_the_same_outputs_without_redoing_work(data, ref
     folder, urls = data
     config, out = tiny_config(tmp_path, urls, batch_size=1), tmp_path / "out"
     command = [sys.executable, "-m", "ldce.cli", "predict", "--config", str(config), "--output_dir", str(out)]
-    run = subprocess.Popen(command, env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    run = subprocess.Popen(
+        command, env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.monotonic() + 240
     while len(list((out / "records").glob("*.jsonl"))) < 4 and time.monotonic() < deadline and run.poll() is None:
         time.sleep(0.05)
@@ -88,7 +110,7 @@ def test_a_killed_run_resumes_to_the_same_outputs_without_redoing_work(data, ref
 def test_wandb_offline_run_holds_the_table_and_panels(data, tmp_path):
     folder, urls = data
     config, out = tiny_config(tmp_path, urls), tmp_path / "out"
-    ldce("predict", "--config", str(config), "--output_dir", str(out), "--wandb.mode", "offline", "--wandb_table.max_rows_per_rank", "5")
+    ldce(*predict_args(config, out, "--wandb.mode", "offline", "--wandb_table.max_rows_per_rank", "5"))
     (run,) = glob.glob(str(out / "wandb" / "offline-run-*"))
     (table_file,) = glob.glob(f"{run}/files/media/table/counterfactuals_*.table.json")
     table = json.loads(open(table_file).read())
@@ -107,8 +129,9 @@ def test_wandb_offline_run_holds_the_table_and_panels(data, tmp_path):
 def test_torchrun_two_processes_write_every_sample_once(data, reference, tmp_path):
     folder, urls = data
     config, out = tiny_config(tmp_path, urls), tmp_path / "out"
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()), "-m", "ldce.cli"]
-    command = [*torchrun, "predict", "--config", str(config), "--output_dir", str(out), "--trainer.strategy", "ddp", "--trainer.devices", "2"]
+    port = str(free_port())
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port]
+    command = [*torchrun, "-m", "ldce.cli", *predict_args(config, out, *DDP)]
     result = subprocess.run(command, env=environment(), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-4000:]
     _check_exactly_once(out)

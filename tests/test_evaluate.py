@@ -13,18 +13,29 @@ import yaml
 from cli_helpers import environment, free_port, ldce, records, summary, tiny_config, uneven_shards
 from PIL import Image
 
-from ldce.callbacks import store
-from ldce.visualize import read_image
-from ldce.metrics import quantise
-from ldce.visualize import to_uint8
+from ldce.images import quantise, read_image, to_uint8
+from ldce.results import store
+from ldce.results.record import Record
 
-EVALUATION = {"flip_rate", "cout", "l1_per_image", "l1_per_pixel", "l2_per_image", "l2_per_pixel", "fid_toy", "sfid_toy"}
+EVALUATION = {
+    "flip_rate",
+    "cout",
+    "l1_per_image",
+    "l1_per_pixel",
+    "l2_per_image",
+    "l2_per_pixel",
+    "fid_toy",
+    "sfid_toy",
+}
 TWO_PROCESSES = ["--devices", "2", "--strategy", "ddp", "--accelerator", "cpu"]
 
 
 def _metrics_config(classifier_weights: Path) -> dict:
     """FID in the toy classifier's penultimate feature space (the explained classifier, for the test's sake)."""
-    toy = {"class_path": "ldce.classifiers.module_classifier", "init_args": {"class_path": "toy.ToyClassifier", "weights_path": str(classifier_weights)}}
+    toy = {
+        "class_path": "ldce.classifiers.module_classifier",
+        "init_args": {"class_path": "toy.ToyClassifier", "weights_path": str(classifier_weights)},
+    }
     features = {"class_path": "ldce.metrics.features.PenultimateFeatures", "init_args": {"model": toy}}
     return {"fid_features": features, "fid_features_name": "toy"}
 
@@ -50,7 +61,9 @@ def test_the_run_writes_the_counterfactual_metrics_to_its_summary(run):
     _, result = run
     assert set(result["evaluation"]) == EVALUATION and result["evaluation_errors"] == {}
     assert all(value is not None for value in result["evaluation"].values())
-    assert result["evaluation"]["flip_rate"] == pytest.approx(result["metrics"]["flip_rate"], rel=1e-6), "the 8-bit counterfactuals flip as the float ones"
+    assert result["evaluation"]["flip_rate"] == pytest.approx(result["metrics"]["flip_rate"], rel=1e-6), (
+        "the 8-bit counterfactuals flip as the float ones"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -68,10 +81,24 @@ def test_evaluate_reproduces_the_summary_the_run_wrote(run, one_process):
     assert one_process["evaluation"] == pytest.approx(result["evaluation"], rel=1e-6, abs=1e-9)
 
 
+def test_a_folder_of_ldce_0_1_evaluates_from_its_config(run, one_process, tmp_path):
+    """Without manifest.json, the explained classifier and metrics come from a 0.1-layout config.yaml."""
+    out, _ = run
+    results = shutil.copytree(out, tmp_path / "legacy")
+    (results / "manifest.json").unlink()
+    config = yaml.safe_load((results / "config.yaml").read_text())
+    config["model"] = {"class_path": "ldce.module.CounterfactualModule", "init_args": config["model"]}
+    (results / "config.yaml").write_text(yaml.safe_dump(config))
+    legacy = _evaluate(results, "--batch_size", "2")
+    assert legacy["evaluation"] == one_process["evaluation"] and legacy["metrics"] == one_process["metrics"]
+
+
 def test_two_processes_evaluate_to_the_values_of_one(run, one_process, tmp_path):
     out, _ = run
     one = one_process
-    two = _evaluate(shutil.copytree(out, tmp_path / "two"), *TWO_PROCESSES, env=environment(MASTER_PORT=str(free_port())))
+    two = _evaluate(
+        shutil.copytree(out, tmp_path / "two"), *TWO_PROCESSES, env=environment(MASTER_PORT=str(free_port()))
+    )
     assert two["pairs"] == one["pairs"] == 6
     assert two["metrics"] == pytest.approx(one["metrics"], rel=1e-12)
     assert two["evaluation"] == pytest.approx(one["evaluation"], rel=1e-9, abs=1e-12)
@@ -85,25 +112,39 @@ def test_a_process_without_pairs_neither_hangs_nor_changes_the_result(run, tmp_p
     for name in ("original", "counterfactual"):
         (results / record["files"][name]).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(out / record["files"][name], results / record["files"][name])
-    shutil.copy(out / "config.yaml", results / "config.yaml")
-    store.write_records(results, 0, [record])
+    shutil.copy(out / "manifest.json", results / "manifest.json")
+    store.write_records(results, 0, [Record.from_dict(record)])
     one = _evaluate(results)
     two = _evaluate(results, *TWO_PROCESSES, env=environment(MASTER_PORT=str(free_port())))
     assert two == one and one["pairs"] == 1
-    assert one["evaluation"]["fid_toy"] is None and one["evaluation"]["l1_per_image"] == pytest.approx(record["l1"], rel=1e-3)
+    assert one["evaluation"]["fid_toy"] is None and one["evaluation"]["l1_per_image"] == pytest.approx(
+        record["l1"], rel=1e-3
+    )
 
 
 def test_missing_weights_are_named_with_their_config_key_and_the_rest_is_computed(run, tmp_path):
     out, _ = run
     results = shutil.copytree(out, tmp_path / "results")
     config = tmp_path / "metrics.yaml"
-    config.write_text(yaml.safe_dump({"metrics": {"lpips_weights": str(tmp_path / "alexnet.pth"), "simsiam_weights": str(tmp_path / "simsiam.pth")}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "metrics": {
+                    "lpips_weights": str(tmp_path / "alexnet.pth"),
+                    "simsiam_weights": str(tmp_path / "simsiam.pth"),
+                }
+            }
+        )
+    )
     command = ldce("evaluate", "--results", str(results), "--config", str(config))
     evaluated = json.loads((results / "metrics.json").read_text())
     errors = evaluated["evaluation_errors"]
     assert set(errors) == {"lpips", "s3"}
-    assert "(config key metrics.lpips_weights)" in errors["lpips"] and "(config key metrics.simsiam_weights)" in errors["s3"]
-    assert "metric lpips not computed" in command.stderr and "alexnet.pth: no such file" in command.stderr
+    assert (
+        "(config key metrics.lpips_weights)" in errors["lpips"]
+        and "(config key metrics.simsiam_weights)" in errors["s3"]
+    )
+    assert "metric lpips not computed" in command.stderr and "alexnet.pth' is not a local file" in command.stderr
     assert set(evaluated["evaluation"]) == EVALUATION - {"fid_toy", "sfid_toy"}
     assert all(value is not None for value in evaluated["evaluation"].values())
 

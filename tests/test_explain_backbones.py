@@ -6,18 +6,16 @@ import pytest
 import torch
 from toy import ToyClassifier
 
-from ldce.backbones.class_conditional import ClassConditionalLDM
-from ldce.backbones.dit import DiT
-from ldce.backbones.stable_diffusion import StableDiffusion
-from ldce.config import LDCEConfig
-from ldce.explain import explain
+from ldce.method.config import LDCEConfig
+from ldce.method.explain import explain
+from ldce.testing.models import tiny_class_conditional_ldm, tiny_dit, tiny_stable_diffusion
 
 NAMES = [f"class {i}" for i in range(10)]
 BACKBONES = {
-    "class_conditional_vq": lambda: ClassConditionalLDM.tiny(first_stage="vq"),
-    "class_conditional_kl": lambda: ClassConditionalLDM.tiny(first_stage="kl"),
-    "stable_diffusion": lambda: StableDiffusion.tiny(NAMES),
-    "dit": lambda: DiT.tiny(num_classes=10),
+    "class_conditional_vq": lambda: tiny_class_conditional_ldm(first_stage="vq"),
+    "class_conditional_kl": lambda: tiny_class_conditional_ldm(first_stage="kl"),
+    "stable_diffusion": lambda: tiny_stable_diffusion(NAMES),
+    "dit": lambda: tiny_dit(num_classes=10),
 }
 
 

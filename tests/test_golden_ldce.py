@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import json
 
-import golden_parity
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from ldce.backbones.class_conditional import ClassConditionalLDM
-from ldce.consensus import consensus_guidance, match_norm
-from ldce.explain import explain
-from ldce.sampler import Task, guided_step
-from ldce.schedule import ddim_grid
+from ldce.method.consensus import consensus_guidance, match_norm
+from ldce.method.explain import explain
+from ldce.method.sampler import guided_step
+from ldce.method.schedule import ddim_grid
+from ldce.method.terms import Task
+from ldce.testing.golden import config_of, tiny_classifier
 
 RTOL, ATOL = 1e-4, 1e-5
 
@@ -29,16 +30,18 @@ def units(golden_dir):
 
 @pytest.fixture(scope="module")
 def backbone(golden_dir):
-    return ClassConditionalLDM.from_compvis(golden_dir / "tiny_cin_ldm.safetensors", golden_dir / "tiny_cin_ldm.yaml").eval()
+    return ClassConditionalLDM.from_compvis(
+        golden_dir / "tiny_cin_ldm.safetensors", golden_dir / "tiny_cin_ldm.yaml"
+    ).eval()
 
 
 @pytest.fixture(scope="module")
 def classifier(golden_dir):
-    return golden_parity.tiny_classifier(golden_dir)
+    return tiny_classifier(golden_dir)
 
 
 def _run(golden_dir, name: str):
-    config = golden_parity.config_of(json.loads((golden_dir / f"{name}.json").read_text()))
+    config = config_of(json.loads((golden_dir / f"{name}.json").read_text()))
     return config, load_file(str(golden_dir / f"{name}.safetensors"))
 
 

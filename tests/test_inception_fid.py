@@ -19,7 +19,9 @@ def weights(tmp_path_factory):
     try:
         torch.manual_seed(0)
         torch.save({}, path)
-        network = fidelity.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path=str(path))
+        network = fidelity.FeatureExtractorInceptionV3(
+            "inception-v3-compat", ["2048"], feature_extractor_weights_path=str(path)
+        )
     finally:
         fidelity.FeatureExtractorInceptionV3.load_state_dict = original
     torch.save(network.state_dict(), path)
@@ -42,7 +44,9 @@ def test_inception_fid_of_a_set_with_itself_is_zero_and_of_another_set_positive(
     same.update(extractor(a), extractor(a))
     other.update(extractor(a), extractor(b))
     distinct = float(other.compute())
-    assert distinct > 0 and abs(float(same.compute())) < 1e-6 * distinct, "random weights: tiny features, so compare relatively"
+    assert distinct > 0 and abs(float(same.compute())) < 1e-6 * distinct, (
+        "random weights: tiny features, so compare relatively"
+    )
 
 
 def test_a_missing_inception_file_is_named(tmp_path):

@@ -10,9 +10,10 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
+from ldce.checkpoints import CheckpointError, read_tensors
 from ldce.classifiers import IMAGENET_MEAN, IMAGENET_STD
-from ldce.feature_extractors import simsiam_resnet50
-from ldce.metrics.networks import caffe_resnet50, celebahq_oracle, dag_to_torchvision, read_tensors, vggface2_embedder
+from ldce.classifiers.features import simsiam_resnet50
+from ldce.metrics.networks import caffe_resnet50, celebahq_oracle, dag_to_torchvision, vggface2_embedder
 
 
 def _randomise_batch_norms(model: nn.Module) -> nn.Module:
@@ -30,18 +31,27 @@ def _official_simsiam() -> tuple[nn.Module, nn.Module]:
     encoder = torchvision.models.resnet50(num_classes=2048, zero_init_residual=True)
     width = encoder.fc.weight.shape[1]
     encoder.fc = nn.Sequential(
-        nn.Linear(width, width, bias=False), nn.BatchNorm1d(width), nn.ReLU(inplace=True),
-        nn.Linear(width, width, bias=False), nn.BatchNorm1d(width), nn.ReLU(inplace=True),
-        encoder.fc, nn.BatchNorm1d(2048, affine=False),
-    )  # fmt: skip
-    predictor = nn.Sequential(nn.Linear(2048, 512, bias=False), nn.BatchNorm1d(512), nn.ReLU(inplace=True), nn.Linear(512, 2048))
+        nn.Linear(width, width, bias=False),
+        nn.BatchNorm1d(width),
+        nn.ReLU(inplace=True),
+        nn.Linear(width, width, bias=False),
+        nn.BatchNorm1d(width),
+        nn.ReLU(inplace=True),
+        encoder.fc,
+        nn.BatchNorm1d(2048, affine=False),
+    )
+    predictor = nn.Sequential(
+        nn.Linear(2048, 512, bias=False), nn.BatchNorm1d(512), nn.ReLU(inplace=True), nn.Linear(512, 2048)
+    )
     return _randomise_batch_norms(encoder), predictor
 
 
 def test_s3_network_embeds_like_the_official_simsiam_encoder(tmp_path):
     torch.manual_seed(0)
     encoder, predictor = _official_simsiam()
-    state = {f"module.encoder.{k}": v for k, v in encoder.state_dict().items()} | {f"module.predictor.{k}": v for k, v in predictor.state_dict().items()}
+    state = {f"module.encoder.{k}": v for k, v in encoder.state_dict().items()} | {
+        f"module.predictor.{k}": v for k, v in predictor.state_dict().items()
+    }
     path = tmp_path / "checkpoint_0099.pth.tar"
     torch.save({"epoch": 100, "arch": "resnet50", "state_dict": state}, path)
     images = torch.rand(2, 3, 64, 64)
@@ -75,15 +85,15 @@ def test_vggface2_embedder_reads_the_pickled_numpy_weights(tmp_path):
 def test_pickled_weights_may_hold_numpy_arrays_only(tmp_path):
     path = tmp_path / "evil.pkl"
     path.write_bytes(pickle.dumps({"weight": torch.nn.Identity()}))
-    with pytest.raises(pickle.UnpicklingError, match="only numpy arrays"):
-        read_tensors(path)
+    with pytest.raises(CheckpointError, match="evil.pkl.*only numpy arrays"):
+        read_tensors(path, "face embedder weights")
 
 
 def _dag_names() -> list[str]:
     """Every tensor name of STEEX's OracleResnet: MatConvNet-style ResNet-50 under feat_extract., 40-way classifier."""
     parameters = {"conv": ["weight"], "bn": ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"]}
     names = [f"conv1_7x7_s2.{p}" for p in parameters["conv"]] + [f"conv1_7x7_s2_bn.{p}" for p in parameters["bn"]]
-    for stage, blocks in zip(range(2, 6), (3, 4, 6, 3)):
+    for stage, blocks in zip(range(2, 6), (3, 4, 6, 3), strict=True):
         for block in range(1, blocks + 1):
             for part in ["1x1_reduce", "3x3", "1x1_increase"] + (["1x1_proj"] if block == 1 else []):
                 names += [f"conv{stage}_{block}_{part}.{p}" for p in parameters["conv"]]
@@ -100,6 +110,8 @@ def test_oracle_loads_a_steex_checkpoint_in_dag_naming(tmp_path):
     path = tmp_path / "checkpoint.tar"
     torch.save({"model_state_dict": state, "epoch": 3}, path)
     oracle = celebahq_oracle(str(path))
-    assert torch.equal(oracle.model.layer2[0].downsample[1].running_mean, state["feat_extract.conv3_1_1x1_proj_bn.running_mean"])
+    assert torch.equal(
+        oracle.model.layer2[0].downsample[1].running_mean, state["feat_extract.conv3_1_1x1_proj_bn.running_mean"]
+    )
     assert torch.equal(oracle.model.fc.weight, state["classifier.weight"])
     assert oracle(torch.rand(1, 3, 256, 256)).shape == (1, 40)

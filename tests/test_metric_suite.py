@@ -12,10 +12,11 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torchvision
 from cli_helpers import free_port
-from toy import ToyClassifier
 from torch import nn
+from toy import ToyClassifier
 
-from ldce.metrics import CD, MNAC, CosineSimilarity, MetricsConfig, MetricSuite, Pairs, build_suite, quantise
+from ldce.images import quantise
+from ldce.metrics import CD, MNAC, CosineSimilarity, MetricsConfig, MetricSuite, Pairs, build_suite
 from ldce.metrics.config import Build, MetricUnavailable, _correlation_difference, judged_by
 from ldce.metrics.features import PenultimateFeatures
 from ldce.metrics.lpips import LPIPS
@@ -26,9 +27,14 @@ KEYS = [f"s{i}" for i in range(5)]
 def _pairs(indices: list[int]) -> Pairs:
     """Pairs ``indices`` of 5 fixed random 8 × 8 pairs (3 classes)."""
     generator = torch.Generator().manual_seed(0)
-    original, counterfactual = quantise(torch.rand(5, 3, 8, 8, generator=generator)), quantise(torch.rand(5, 3, 8, 8, generator=generator))
+    original, counterfactual = (
+        quantise(torch.rand(5, 3, 8, 8, generator=generator)),
+        quantise(torch.rand(5, 3, 8, 8, generator=generator)),
+    )
     source, target = torch.tensor([0, 1, 2, 0, 1]), torch.tensor([1, 2, 0, 2, 0])
-    return Pairs([KEYS[i] for i in indices], original[indices], counterfactual[indices], source[indices], target[indices])
+    return Pairs(
+        [KEYS[i] for i in indices], original[indices], counterfactual[indices], source[indices], target[indices]
+    )
 
 
 def _suite() -> MetricSuite:
@@ -36,9 +42,15 @@ def _suite() -> MetricSuite:
     MNAC, CD and a cosine similarity judged by a toy 5-attribute oracle."""
     torch.manual_seed(1)
     classifier = ToyClassifier(num_classes=3).eval()
-    suite = build_suite(MetricsConfig(fid_features=PenultimateFeatures(classifier), fid_features_name="toy"), classifier)
+    suite = build_suite(
+        MetricsConfig(fid_features=PenultimateFeatures(classifier), fid_features_name="toy"), classifier
+    )
     oracle = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 5))
-    extra = {"mnac": (MNAC(query=0), judged_by("oracle")), "cd": (CD(0, torch.linspace(-1, 1, 5)), judged_by("oracle")), "cosine": (CosineSimilarity(), judged_by("oracle"))}
+    extra = {
+        "mnac": (MNAC(query=0), judged_by("oracle")),
+        "cd": (CD(0, torch.linspace(-1, 1, 5)), judged_by("oracle")),
+        "cosine": (CosineSimilarity(), judged_by("oracle")),
+    }
     metrics = {name: (metric, suite.feeds[name]) for name, metric in suite.metrics.items()} | extra
     return MetricSuite(dict(suite.models) | {"oracle": oracle}, metrics, {})
 
@@ -68,7 +80,19 @@ def test_two_processes_compute_the_values_of_one(tmp_path):
     """Each metric synced over 2 gloo processes equals one process with all pairs, for an uneven split
     and for one rank without pairs, which takes part in every sync (no hang) and contributes nothing."""
     reference = _evaluate([[0, 1], [2, 3, 4]])
-    assert set(reference) == {"flip_rate", "cout", "l1_per_image", "l1_per_pixel", "l2_per_image", "l2_per_pixel", "fid_toy", "sfid_toy", "mnac", "cd", "cosine"}
+    assert set(reference) == {
+        "flip_rate",
+        "cout",
+        "l1_per_image",
+        "l1_per_pixel",
+        "l2_per_image",
+        "l2_per_pixel",
+        "fid_toy",
+        "sfid_toy",
+        "mnac",
+        "cd",
+        "cosine",
+    }
     assert all(value is not None for value in reference.values())
     out = tmp_path / "values.json"
     mp.spawn(_ddp_worker, args=(2, free_port(), str(out)), nprocs=2, join=True)
@@ -79,16 +103,30 @@ def test_two_processes_compute_the_values_of_one(tmp_path):
 def test_missing_weights_name_the_metric_and_key_and_the_rest_is_computed(tmp_path):
     missing = str(tmp_path / "absent.pth")
     config = MetricsConfig(
-        lpips_weights=missing, simsiam_weights=missing, face_weights=missing, oracle_weights=missing,
-        fid_inception_weights=missing, fid_features=nn.Linear(3, 3), fid_features_name="plain",
-    )  # fmt: skip
+        lpips_weights=missing,
+        simsiam_weights=missing,
+        face_weights=missing,
+        oracle_weights=missing,
+        fid_inception_weights=missing,
+        fid_features=nn.Linear(3, 3),
+        fid_features_name="plain",
+    )
     suite = build_suite(config, ToyClassifier(num_classes=3), prefix="summary.metrics.")
-    keys = {"lpips": "lpips_weights", "s3": "simsiam_weights", "fva, fs": "face_weights", "mnac, cd": "oracle_weights",
-            "fid_inception": "fid_inception_weights", "fid_plain": "fid_features"}  # fmt: skip
+    keys = {
+        "lpips": "lpips_weights",
+        "s3": "simsiam_weights",
+        "fva, fs": "face_weights",
+        "mnac, cd": "oracle_weights",
+        "fid_inception": "fid_inception_weights",
+        "fid_plain": "fid_features",
+    }
     assert set(suite.errors) == set(keys)
     for metric, key in keys.items():
-        assert f"metric {metric} not computed" in suite.errors[metric] and f"(config key summary.metrics.{key})" in suite.errors[metric]
-    assert "no such file" in suite.errors["lpips"] and "num_features" in suite.errors["fid_plain"]
+        assert (
+            f"metric {metric} not computed" in suite.errors[metric]
+            and f"(config key summary.metrics.{key})" in suite.errors[metric]
+        )
+    assert "is not a local file" in suite.errors["lpips"] and "num_features" in suite.errors["fid_plain"]
     suite.update(_pairs([0, 1, 2]))
     values = suite.compute()
     assert set(values) == {"flip_rate", "cout", "l1_per_image", "l1_per_pixel", "l2_per_image", "l2_per_pixel"}
@@ -104,7 +142,13 @@ def test_lpips_takes_its_backbone_from_a_local_torchvision_file(tmp_path):
     assert torch.equal(metric.network.net.slice1[0].weight, features["features.0.weight"])
     assert torch.equal(metric.network.net.state_dict()["slice5.10.bias"], features["features.10.bias"])
     generator = torch.Generator().manual_seed(4)
-    pairs = Pairs(list("abcd"), torch.rand(4, 3, 64, 64, generator=generator), torch.rand(4, 3, 64, 64, generator=generator), torch.zeros(4, dtype=torch.int64), torch.ones(4, dtype=torch.int64))
+    pairs = Pairs(
+        list("abcd"),
+        torch.rand(4, 3, 64, 64, generator=generator),
+        torch.rand(4, 3, 64, 64, generator=generator),
+        torch.zeros(4, dtype=torch.int64),
+        torch.ones(4, dtype=torch.int64),
+    )
     same = LPIPS(str(path))
     same.update(pairs.original, pairs.original)
     assert same.compute().item() == pytest.approx(0.0, abs=1e-7), "LPIPS(x, x) = 0"
@@ -125,7 +169,9 @@ def test_penultimate_features_are_the_input_of_the_last_linear_layer():
 def test_cd_is_built_from_training_labels_and_needs_the_queried_attribute(tmp_path):
     labels = tmp_path / "list_attr_celeba.txt"
     labels.write_text("3\nA B\nx.jpg 1 -1\ny.jpg -1 -1\nz.jpg 1 1\n")
-    build = Build(MetricsConfig(oracle_weights="oracle.tar", query_attribute=0, attribute_labels=str(labels)), None, "metrics.")
+    build = Build(
+        MetricsConfig(oracle_weights="oracle.tar", query_attribute=0, attribute_labels=str(labels)), None, "metrics."
+    )
     build.models["oracle"] = nn.Identity()
     _correlation_difference(build)
     metric, _ = build.metrics["cd"]

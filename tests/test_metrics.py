@@ -29,7 +29,12 @@ def test_flip_rate_counts_argmax_or_thresholded_logit_equal_to_target():
 def test_closeness_per_image_and_per_pixel():
     original = torch.zeros(2, 1, 2, 2)
     counterfactual = torch.tensor([[0.5, 0.0, 0.0, 0.0], [0.3, 0.4, 0.0, 0.0]]).view(2, 1, 2, 2)
-    expected = {(1, "image"): (0.5 + 0.7) / 2, (2, "image"): (0.5 + 0.5) / 2, (1, "pixel"): (0.5 / 4 + 0.7 / 4) / 2, (2, "pixel"): (0.5 / 2 + 0.5 / 2) / 2}
+    expected = {
+        (1, "image"): (0.5 + 0.7) / 2,
+        (2, "image"): (0.5 + 0.5) / 2,
+        (1, "pixel"): (0.5 / 4 + 0.7 / 4) / 2,
+        (2, "pixel"): (0.5 / 2 + 0.5 / 2) / 2,
+    }
     for (norm, per), value in expected.items():
         metric = Closeness(norm, per)
         metric.update(original, counterfactual)
@@ -46,7 +51,11 @@ def test_fid_of_identical_feature_sets_is_zero():
 
 def _cross(mean: list[float], scale: list[float]) -> Tensor:
     """2D points μ ± s_k e_k: sample mean μ, unbiased covariance diag(2 s_k² / (2D − 1)) exactly."""
-    rows = [torch.tensor(mean, dtype=torch.float64) + sign * s * torch.eye(len(mean), dtype=torch.float64)[k] for k, s in enumerate(scale) for sign in (1, -1)]
+    rows = [
+        torch.tensor(mean, dtype=torch.float64) + sign * s * torch.eye(len(mean), dtype=torch.float64)[k]
+        for k, s in enumerate(scale)
+        for sign in (1, -1)
+    ]
     return torch.stack(rows)
 
 
@@ -69,7 +78,9 @@ def test_sfid_split_alternates_pairs_sorted_by_class_then_key_hash():
     order = sorted(range(7), key=lambda i: (int(classes[i]), digest(keys[i])))
     assert [i for i in range(7) if half_a[i]] == sorted(order[0::2])
     permutation = torch.tensor([3, 6, 0, 5, 1, 4, 2])
-    assert torch.equal(split_halves(classes[permutation], key_hash([keys[i] for i in permutation])), half_a[permutation]), "depends on keys only"
+    assert torch.equal(
+        split_halves(classes[permutation], key_hash([keys[i] for i in permutation])), half_a[permutation]
+    ), "depends on keys only"
     for c in (0, 1):
         n = int((classes == c).sum())
         assert int(half_a[classes == c].sum()) in (n // 2, n - n // 2), "each class split in halves"
@@ -81,8 +92,13 @@ def test_sfid_is_the_mean_of_the_two_cross_fids():
     real = torch.tensor([0.0, 1.0, 3.0, 2.0, 5.0, 4.0, 1.5, 0.5])[:, None]
     fake = torch.tensor([2.0, 2.5, 7.0, 1.0, 4.0, 6.0, 3.0, 2.0])[:, None]
     a = split_halves(classes, key_hash(keys)).tolist()
-    one_d = lambda x, y: (statistics.mean(x) - statistics.mean(y)) ** 2 + (statistics.stdev(x) - statistics.stdev(y)) ** 2  # noqa: E731
-    side = lambda values, in_a: [float(v) for v, s in zip(values, a) if s == in_a]  # noqa: E731
+
+    def one_d(x, y):
+        return (statistics.mean(x) - statistics.mean(y)) ** 2 + (statistics.stdev(x) - statistics.stdev(y)) ** 2
+
+    def side(values, in_a):
+        return [float(v) for v, s in zip(values, a, strict=True) if s == in_a]
+
     expected = (one_d(side(real, True), side(fake, False)) + one_d(side(real, False), side(fake, True))) / 2
     metric = SplitFID(1)
     metric.update(real[:5], fake[:5], classes[:5], keys[:5])
@@ -177,7 +193,9 @@ def test_cd_sums_absolute_differences_of_label_and_change_correlations():
 def test_training_correlations_come_from_a_celeba_attribute_file(tmp_path):
     path = tmp_path / "list_attr_celeba.txt"
     rows = [[1, -1, 1], [-1, -1, 1], [1, 1, -1], [1, -1, -1], [-1, 1, 1]]
-    path.write_text("5\nSmiling Young Male\n" + "".join(f"{i:06d}.jpg " + " ".join(map(str, r)) + "\n" for i, r in enumerate(rows)))
+    path.write_text(
+        "5\nSmiling Young Male\n" + "".join(f"{i:06d}.jpg " + " ".join(map(str, r)) + "\n" for i, r in enumerate(rows))
+    )
     labels = read_attribute_labels(path)
     assert labels.tolist() == rows
     expected = [np.corrcoef(np.array(rows)[:, i], np.array(rows)[:, 0])[0, 1] for i in range(3)]

@@ -11,8 +11,11 @@ from test_performance import BACKBONES, CONFIG, _run
 from torch import nn
 from toy import ToyClassifier
 
-from ldce.backbones.stable_diffusion import StableDiffusion
-from ldce.sampler import Task, image_gradients, predicted_clean_latent, scaled_vjp
+from ldce.method.guided import predicted_clean_latent
+from ldce.method.terms import Task
+from ldce.method.terms.classifier import classifier_gradient
+from ldce.method.vjp import scaled_vjp
+from ldce.testing.models import tiny_stable_diffusion
 
 
 def _cosine(a, b):
@@ -49,7 +52,7 @@ def test_fp16_carries_image_gradients_of_any_size_back_to_the_latent(size):
     """Jᵀ·v through decoder and noise model in float16 has float32's direction and length, also
     for v far below float16's smallest normal number (6e-5) and subnormal (6e-8)."""
     torch.manual_seed(0)
-    backbone = StableDiffusion.tiny([f"c{i}" for i in range(10)]).eval().requires_grad_(False)
+    backbone = tiny_stable_diffusion([f"c{i}" for i in range(10)]).eval().requires_grad_(False)
     images = torch.rand(2, 3, backbone.image_size, backbone.image_size)
     with torch.no_grad():
         z = backbone.encode(images)
@@ -80,9 +83,9 @@ def test_fp16_keeps_the_gradient_of_a_confident_classifier():
         top = classifier(images).topk(2).values
     classifier.temperature = 25.0 / float(top[0, 0] - top[0, 1])
     task = Task(images, classifier(images).argmax(1), torch.empty(0), torch.empty(0))
-    exact, _, _ = image_gradients(classifier, images, task, 1)
+    exact = classifier_gradient(classifier, images, task.targets).gradient
     probabilities = classifier(images).softmax(1)
     assert 1e-12 < probabilities.topk(2).values[0, 1] < 6e-8, "a non-target probability below float16's range"
     with torch.autocast("cpu", torch.float16):
-        half, _, _ = image_gradients(classifier, images, task, 1)
+        half = classifier_gradient(classifier, images, task.targets).gradient
     assert (_cosine(half, exact) > 0.99).all()

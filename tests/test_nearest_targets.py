@@ -10,8 +10,8 @@ import yaml
 from cli_helpers import png
 from paper_files import write_simsiam
 
+from ldce.datamodules.nearest_targets import choose_targets, main, nearest_other_classes, targets_from_closest_indices
 from ldce.datamodules.shards import ShardItem, write_shards
-from ldce.nearest_targets import choose_targets, main, nearest_other_classes, targets_from_closest_indices
 
 
 def test_the_nearest_image_of_another_class_decides_the_target():
@@ -28,7 +28,9 @@ def test_a_query_is_never_its_own_target_even_when_it_is_in_the_reference_set():
     features = torch.randn(6, 8)
     labels = torch.tensor([0, 0, 1, 1, 2, 2])
     targets = nearest_other_classes(features, labels, features, labels, count=2)
-    assert all(own not in classes and len(set(classes)) == 2 for own, classes in zip(labels.tolist(), targets))
+    assert all(
+        own not in classes and len(set(classes)) == 2 for own, classes in zip(labels.tolist(), targets, strict=True)
+    )
 
 
 def test_draws_among_candidates_depend_only_on_seed_and_index():
@@ -53,8 +55,18 @@ def test_command_writes_one_other_class_target_per_shard_index_from_a_simsiam_ch
         items.append(ShardItem(tmp_path / f"{i}.png", f"{i}.png", label=i % 3))
     write_shards(items, str(tmp_path / "shards" / "s-%06d.tar"), maxcount=4)
     weights = write_simsiam(tmp_path / "checkpoint_0099.pth.tar")
-    main(["--shards", str(tmp_path / "shards" / "s-{000000..000001}.tar"), "--weights", str(weights),
-          "--image_size", "32", "--output", str(tmp_path / "targets.yaml")])
+    main(
+        [
+            "--shards",
+            str(tmp_path / "shards" / "s-{000000..000001}.tar"),
+            "--weights",
+            str(weights),
+            "--image_size",
+            "32",
+            "--output",
+            str(tmp_path / "targets.yaml"),
+        ]
+    )
     targets = yaml.safe_load((tmp_path / "targets.yaml").read_text())
     assert sorted(targets) == list(range(6))
     assert all(targets[i] in {0, 1, 2} - {i % 3} for i in range(6))

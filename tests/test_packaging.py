@@ -12,7 +12,18 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_wheel_installs_only_the_ldce_namespace(tmp_path):
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(REPO),
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+        ],
         check=True,
         cwd=tmp_path,
     )
@@ -20,5 +31,12 @@ def test_wheel_installs_only_the_ldce_namespace(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     top_level = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
     assert top_level == {"ldce"}
-    for module in ("ldce/sampler.py", "ldce/consensus.py", "ldce/cli.py", "ldce/datamodules/__init__.py", "ldce/callbacks/__init__.py", "ldce/backbones/configs/v1-inference.yaml"):
+    for module in (
+        "ldce/method/sampler.py",
+        "ldce/method/consensus.py",
+        "ldce/cli.py",
+        "ldce/datamodules/__init__.py",
+        "ldce/callbacks/__init__.py",
+        "ldce/backbones/configs/v1-inference.yaml",
+    ):
         assert module in names

@@ -16,13 +16,14 @@ import torch
 import yaml
 from diffusers import UNet2DConditionModel, VQModel
 from paper_files import save_lightning_checkpoint, write_steex, write_tiny_cin, write_tiny_minisd
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
-from ldce.backbones import compvis
-from ldce.backbones.compvis import CheckpointError
-from ldce.backbones.pretrained import CIN256_V2_CONFIG, MINISD_CONFIG, cin256_v2, mini_sd
+from ldce.backbones import compvis, ldm_config
+from ldce.backbones.class_conditional import ClassConditionalLDM
+from ldce.backbones.paper import CIN256_V2_CONFIG, MINISD_CONFIG, cin256_v2, mini_sd
 from ldce.backbones.sd_original import V1_INFERENCE_CONFIG
-from ldce.checkpoints import CheckpointFileError, Placeholder, load_torch_file, tensor_checkpoint
+from ldce.backbones.stable_diffusion import StableDiffusion
+from ldce.checkpoints import CheckpointError, Placeholder, check_fits, load_torch_file, read_tensors
 
 SIDE_EFFECT = Path(os.environ.get("TMPDIR", "/tmp")) / "ldce_test_pickle_side_effect"
 
@@ -67,30 +68,25 @@ def test_no_code_in_a_checkpoint_runs(tmp_path):
     assert isinstance(content["payload"], Placeholder) and not SIDE_EFFECT.exists()
 
 
-def test_tensor_checkpoint_copies_lightning_files_once_and_passes_plain_ones_through(cin, tmp_path):
-    """Plain files are used as they are; a Lightning file's copy is reused until the file changes."""
-    plain = tmp_path / "plain.pt"
-    torch.save({"state_dict": {"w": torch.ones(2)}}, plain)
-    with tensor_checkpoint(plain, "x", tmp_path / "cache") as path:
-        assert path == plain
-    source = tmp_path / "model.ckpt"
-    source.write_bytes(cin[0].read_bytes())
-    with tensor_checkpoint(source, "x", tmp_path / "cache") as copy:
-        assert copy.suffix == ".safetensors" and set(load_file(copy)) == set(load_torch_file(cin[0], "x")["state_dict"])
-        written = copy.stat().st_mtime_ns
-    with tensor_checkpoint(source, "x", tmp_path / "cache") as again:
-        assert again.stat().st_mtime_ns == written
-    os.utime(source, ns=(written + 10**9, written + 10**9))
-    with tensor_checkpoint(source, "x", tmp_path / "cache") as rewritten:
-        assert json.loads((tmp_path / "cache" / "model.ckpt.tensors.json").read_text())["mtime_ns"] == written + 10**9
-        assert rewritten.is_file()
+def test_the_public_loaders_read_lightning_checkpoints_as_the_configs_do(cin, minisd):
+    """``ClassConditionalLDM.from_compvis`` and ``StableDiffusion.from_single_file`` (the README's
+    Python API) read the released ``.ckpt`` files with Lightning's bookkeeping, like the configs' loaders."""
+    direct = ClassConditionalLDM.from_compvis(cin[0], cin[1])
+    configured = cin256_v2(str(cin[0]), config_path=str(cin[1]))
+    z, t = torch.randn(2, 3, 8, 8), torch.tensor([3, 700])
+    cond, _ = direct.conditioning(torch.tensor([339, 340]))
+    with torch.no_grad():
+        assert torch.equal(direct.eps(z, t, cond), configured.eps(z, t, cond))
+    checkpoint, config, clip = minisd
+    model = StableDiffusion.from_single_file(checkpoint, config, clip, ["old", "young"])
+    assert model.prompts(torch.tensor([1])) == ["a photo of a young."]
 
 
 def test_cin256_v2_converts_the_lightning_ckpt_like_its_plain_state_dict(cin, tmp_path):
     """Same noise predictions and decodes as the converter on the bare tensors; cache reused."""
     state = load_torch_file(cin[0], "x")["state_dict"]
     save_file(state, tmp_path / "plain.safetensors")
-    reference = compvis.convert_compvis_state_dict(state, compvis.read_ldm_config(cin[1]), "plain")
+    reference = compvis.convert_compvis_state_dict(state, ldm_config.read_ldm_config(cin[1]), "plain")
     model = cin256_v2(str(cin[0]), cache_dir=str(tmp_path / "cache"), config_path=str(cin[1]))
     cached = cin256_v2(str(cin[0]), cache_dir=str(tmp_path / "cache"), config_path=str(cin[1]))
     assert (tmp_path / "cache" / "diffusers" / "ldce_backbone.json").is_file()
@@ -108,12 +104,14 @@ def test_the_packaged_cin256_v2_yaml_fits_the_real_checkpoint_layout(golden_dir)
     the diffusers modules built from the packaged yaml, with nothing left over."""
     manifest = json.loads((golden_dir / "cin256v2_manifest.json").read_text())
     state = {k: torch.empty(1).as_strided(shape, [0] * len(shape)) for k, shape in manifest["state_dict"].items()}
-    spec = compvis.read_ldm_config(CIN256_V2_CONFIG)
+    spec = ldm_config.read_ldm_config(CIN256_V2_CONFIG)
     converted = compvis.convert_compvis_state_dict(state, spec, "manifest")
-    for model_class, config, part in ((UNet2DConditionModel, spec.unet_config, converted.unet_state),
-                                      (VQModel, spec.first_stage_config, converted.first_stage_state)):
+    for model_class, config, part in (
+        (UNet2DConditionModel, spec.unet_config, converted.unet_state),
+        (VQModel, spec.first_stage_config, converted.first_stage_state),
+    ):
         with torch.device("meta"):
-            compvis.check_state_dict(model_class(**config), part, "manifest")
+            check_fits(model_class(**config), part, "manifest", model_class.__name__)
     assert converted.class_table.shape == (1001, 512) and converted.image_size == 256
 
 
@@ -141,7 +139,7 @@ def test_unusable_diffusion_checkpoints_fail_naming_the_file(cin, minisd, tmp_pa
         bad.write_bytes(cin[0].read_bytes()[: cin[0].stat().st_size // 2])
     elif damage == "not a checkpoint":
         bad.write_text("<html>404</html>")
-    expected = FileNotFoundError if damage == "missing" else (CheckpointFileError, CheckpointError)
+    expected = FileNotFoundError if damage == "missing" else CheckpointError
     with pytest.raises(expected, match=str(bad)):
         cin256_v2(str(bad), config_path=str(cin[1]))
     with pytest.raises(expected, match=str(bad)):
@@ -162,6 +160,5 @@ def test_checkpoints_of_another_architecture_fail_naming_the_file(cin, minisd, t
 
 def test_a_lightning_ckpt_whose_state_dict_holds_non_tensors_is_refused(tmp_path):
     path = save_lightning_checkpoint({"w": torch.zeros(1), "odd": "text"}, tmp_path / "odd.ckpt")  # type: ignore[dict-item]
-    with pytest.raises(CheckpointFileError, match="not tensors"):
-        with tensor_checkpoint(path, "an LDM checkpoint"):
-            pass
+    with pytest.raises(CheckpointError, match="not tensors"):
+        read_tensors(path, "an LDM checkpoint")

@@ -11,16 +11,26 @@ from paper_files import write_dino, write_linear_head, write_simsiam, write_stee
 from torch import nn
 
 from ldce.classifiers import IMAGENET_MEAN, IMAGENET_STD, torchvision_classifier
-from ldce.feature_extractors import feature_extractor, simsiam_resnet50
-from ldce.paper_classifiers import SteexDenseNet, dino_linear_classifier, load_linear_head, steex_densenet
-from ldce.zero_shot import EXTRA, ZeroShotClassifier, open_clip_zero_shot, text_class_weights, zero_shot_prompts
+from ldce.classifiers.features import feature_extractor, simsiam_resnet50
+from ldce.classifiers.paper import SteexDenseNet, dino_linear_classifier, load_linear_head, steex_densenet
+from ldce.classifiers.zero_shot import (
+    EXTRA,
+    ZeroShotClassifier,
+    open_clip_zero_shot,
+    text_class_weights,
+    zero_shot_prompts,
+)
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("classifiers")
-    return {"steex": write_steex(folder / "celebamaskhq" / "checkpoint.tar"), "dino": write_dino(folder / "dino.pth"),
-            "head": write_linear_head(folder / "head.pth"), "resnet": write_torchvision(folder / "resnet50.pth")}
+    return {
+        "steex": write_steex(folder / "celebamaskhq" / "checkpoint.tar"),
+        "dino": write_dino(folder / "dino.pth"),
+        "head": write_linear_head(folder / "head.pth"),
+        "resnet": write_torchvision(folder / "resnet50.pth"),
+    }
 
 
 def test_steex_returns_the_queried_logit_of_its_densenet_on_images_scaled_to_minus1_1(files):
@@ -41,7 +51,9 @@ def test_dino_linear_is_the_class_token_of_the_centre_crop_through_the_head(file
     vit.load_state_dict(torch.load(files["dino"], weights_only=True))
     head = torch.load(files["head"], weights_only=True)
     images = torch.rand(1, 3, 256, 256)
-    crop = (images[..., 16:240, 16:240] - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    crop = (images[..., 16:240, 16:240] - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(
+        IMAGENET_STD
+    ).view(1, 3, 1, 1)
     with torch.no_grad():
         expected = vit.eval()(crop) @ head["linear.weight"].t() + head["linear.bias"]
         assert torch.allclose(classifier(images), expected, atol=1e-4)
@@ -50,7 +62,9 @@ def test_dino_linear_is_the_class_token_of_the_centre_crop_through_the_head(file
 def test_a_dino_eval_linear_checkpoint_is_read_with_its_key_and_prefix(tmp_path):
     """DINO's ``eval_linear.py`` saves ``{"state_dict": {"module.linear.*"}, …}``."""
     head = {"linear.weight": torch.randn(5, 384), "linear.bias": torch.randn(5)}
-    torch.save({"epoch": 100, "state_dict": {f"module.{k}": v for k, v in head.items()}, "best_acc": 0.9}, tmp_path / "h.pth")
+    torch.save(
+        {"epoch": 100, "state_dict": {f"module.{k}": v for k, v in head.items()}, "best_acc": 0.9}, tmp_path / "h.pth"
+    )
     loaded = load_linear_head(str(tmp_path / "h.pth"), 5, "state_dict", "module.")
     assert torch.equal(loaded.linear.weight, head["linear.weight"])
 
@@ -102,8 +116,9 @@ def test_zero_shot_logits_are_100_times_cosine_similarity_to_the_class_prompts()
     """logits[b, k] = 100 · cos(image feature b, text feature k)."""
     torch.manual_seed(0)
     image_encoder, text_table = nn.Linear(12, 4, bias=False), torch.randn(3, 4)
-    weights = text_class_weights(lambda tokens: text_table[tokens], lambda prompts: torch.arange(len(prompts)),
-                                 ["p0", "p1", "p2"])
+    weights = text_class_weights(
+        lambda tokens: text_table[tokens], lambda prompts: torch.arange(len(prompts)), ["p0", "p1", "p2"]
+    )
     images = torch.randn(2, 12)
     logits = ZeroShotClassifier(image_encoder, weights)(images)
     expected = 100 * nn.functional.cosine_similarity(image_encoder(images)[:, None], text_table[None], dim=-1)

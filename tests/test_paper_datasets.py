@@ -16,6 +16,7 @@ from ldce.datamodules.imagenet import block_order, imagenet_items
 from ldce.datamodules.matfile import MatFileError, read_mat, read_vector
 from ldce.datamodules.oxford import flowers102_items, pets_items
 
+
 def shard_meta(path) -> list[dict]:
     with tarfile.open(path) as tar:
         return [json.load(tar.extractfile(m)) for m in tar.getmembers() if m.name.endswith(".json")]
@@ -24,14 +25,21 @@ def shard_meta(path) -> list[dict]:
 @pytest.mark.parametrize("compress", [True, False])
 def test_mat_reader_reads_numbers_strings_cells_and_structs_in_column_major_order(tmp_path, compress):
     matrix = np.arange(6.0).reshape(2, 3)
-    synsets = [{"ILSVRC2012_ID": 7, "WNID": "n02119789", "children": np.zeros((1, 0))},
-               {"ILSVRC2012_ID": 1, "WNID": "n02100735", "children": np.array([[3.0, 4.0]])}]
-    path = write_mat(tmp_path / "x.mat", {"labels": matrix, "tstid": np.array([[5, 1, 3]]), "synsets": synsets,
-                                          "cells": ["text", 2.0]}, compress)
+    synsets = [
+        {"ILSVRC2012_ID": 7, "WNID": "n02119789", "children": np.zeros((1, 0))},
+        {"ILSVRC2012_ID": 1, "WNID": "n02100735", "children": np.array([[3.0, 4.0]])},
+    ]
+    path = write_mat(
+        tmp_path / "x.mat",
+        {"labels": matrix, "tstid": np.array([[5, 1, 3]]), "synsets": synsets, "cells": ["text", 2.0]},
+        compress,
+    )
     variables = read_mat(path)
     assert np.array_equal(variables["labels"], matrix) and read_vector(path, "tstid").tolist() == [5, 1, 3]
     assert [(s["ILSVRC2012_ID"].item(), s["WNID"], s["children"].tolist()) for s in variables["synsets"]] == [
-        (7, "n02119789", [[]]), (1, "n02100735", [[3.0, 4.0]])]
+        (7, "n02119789", [[]]),
+        (1, "n02100735", [[3.0, 4.0]]),
+    ]
     assert variables["cells"][0] == "text" and variables["cells"][1].item() == 2.0
     (tmp_path / "bad.mat").write_bytes(b"not a mat file" * 20)
     with pytest.raises(MatFileError, match="bad.mat"):
@@ -42,13 +50,20 @@ def test_flowers_split_follows_setid_order_with_zero_based_labels(tmp_path):
     write_flowers(tmp_path)  # torchvision's root/flowers-102 layout is found
     items = flowers102_items(tmp_path, [f"flower {i}" for i in range(102)], "test")
     assert [(i.relpath, i.label, i.class_name) for i in items] == [
-        ("jpg/image_00006.jpg", 101, "flower 101"), ("jpg/image_00004.jpg", 0, "flower 0"), ("jpg/image_00005.jpg", 1, "flower 1")]
+        ("jpg/image_00006.jpg", 101, "flower 101"),
+        ("jpg/image_00004.jpg", 0, "flower 0"),
+        ("jpg/image_00005.jpg", 1, "flower 1"),
+    ]
 
 
 def test_pets_test_split_in_annotation_order_with_breed_names(tmp_path):
     write_pets(tmp_path)
     items = pets_items(tmp_path, "test")
-    assert [(i.label, i.class_name) for i in items] == [(0, "abyssinian"), (15, "great pyrenees"), (36, "yorkshire terrier")]
+    assert [(i.label, i.class_name) for i in items] == [
+        (0, "abyssinian"),
+        (15, "great pyrenees"),
+        (36, "yorkshire terrier"),
+    ]
 
 
 @pytest.mark.parametrize("hq_rows", [False, True], ids=["list_attr_celeba", "CelebAMask-HQ-attribute-anno"])
@@ -57,8 +72,11 @@ def test_celebahq_test_partition_comes_from_the_source_celeba_image(tmp_path, hq
     write_celebahq(tmp_path, hq_rows)
     items = celebahq_items(tmp_path, "Smiling", tmp_path / "attributes.txt", tmp_path / "list_eval_partition.txt")
     assert [(i.relpath, i.label, i.class_name) for i in items] == [
-        ("CelebA-HQ-img/1.jpg", 1, "smiling"), ("CelebA-HQ-img/2.jpg", 0, "non-smiling"),
-        ("CelebA-HQ-img/4.jpg", 0, "non-smiling"), ("CelebA-HQ-img/5.jpg", 1, "smiling")]
+        ("CelebA-HQ-img/1.jpg", 1, "smiling"),
+        ("CelebA-HQ-img/2.jpg", 0, "non-smiling"),
+        ("CelebA-HQ-img/4.jpg", 0, "non-smiling"),
+        ("CelebA-HQ-img/5.jpg", 1, "smiling"),
+    ]
     young = celebahq_items(tmp_path, 39, tmp_path / "attributes.txt", tmp_path / "list_eval_partition.txt")
     assert [(i.label, i.class_name) for i in young] == [(0, "old"), (1, "young"), (1, "young"), (0, "old")]
 
@@ -96,15 +114,34 @@ def test_imagenet_flat_folder_with_the_devkit_or_a_labels_file_gives_the_folder_
     write_devkit(tmp_path / "ILSVRC2012_devkit_t12", wnids, truth)
     expected = [(i.path.name, i.label, i.index) for i in imagenet_items(tmp_path / "tree")]
     for labels in ("LOC_val_solution.csv", "val.txt", "ILSVRC2012_devkit_t12"):
-        assert [(i.path.name, i.label, i.index) for i in imagenet_items(tmp_path / "flat", tmp_path / labels)] == expected
+        assert [
+            (i.path.name, i.label, i.index) for i in imagenet_items(tmp_path / "flat", tmp_path / labels)
+        ] == expected
 
 
 def test_datasets_command_writes_shards_with_labels_names_and_indices(tmp_path):
     write_imagenet_folder(tmp_path / "val")
     names = tmp_path / "names.txt"
     names.write_text("\n".join(f"name {i}" for i in range(1000)) + "\n")
-    datasets_main(["imagenet", "--root", str(tmp_path / "val"), "--class_names", str(names),
-                   "--output", str(tmp_path / "shards" / "val-%06d.tar"), "--maxcount", "3"])
+    datasets_main(
+        [
+            "imagenet",
+            "--root",
+            str(tmp_path / "val"),
+            "--class_names",
+            str(names),
+            "--output",
+            str(tmp_path / "shards" / "val-%06d.tar"),
+            "--maxcount",
+            "3",
+        ]
+    )
     meta = shard_meta(tmp_path / "shards" / "val-000000.tar") + shard_meta(tmp_path / "shards" / "val-000001.tar")
     assert [(m["label"], m["index"], m["class_name"]) for m in meta] == [
-        (0, 0, "name 0"), (1, 2, "name 1"), (2, 4, "name 2"), (0, 1, "name 0"), (1, 3, "name 1"), (2, 5, "name 2")]
+        (0, 0, "name 0"),
+        (1, 2, "name 1"),
+        (2, 4, "name 2"),
+        (0, 1, "name 0"),
+        (1, 3, "name 1"),
+        (2, 5, "name 2"),
+    ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tarfile
 from pathlib import Path
 
-from cli_helpers import environment, ldce, records, summary
+from cli_helpers import environment, ldce, predict_args, records, summary
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_SHARD = REPO / "ldce" / "demo" / "data" / "fashion_mnist_demo.tar"
@@ -28,8 +28,8 @@ def test_quickstart_turns_most_of_eight_demo_images_into_their_target(tmp_path):
     shard = tmp_path / "eight.tar"
     _first_samples(DEMO_SHARD, shard, 8)
     out = tmp_path / "out"
-    ldce("predict", "--config", str(REPO / "configs" / "quickstart.yaml"), "--output_dir", str(out), "--data.urls", str(shard),
-         "--wandb.mode", "disabled", env=environment(), timeout=600)  # fmt: skip
+    extra = ("--data.urls", str(shard), "--wandb.mode", "disabled")
+    ldce(*predict_args(REPO / "configs" / "quickstart.yaml", out, *extra), env=environment(), timeout=600)
     done = records(out)
     assert len(done) == 8 and summary(out)["counts"]["done"] == 8
     flipped = sum(r["prediction"] == r["target"] for r in done)

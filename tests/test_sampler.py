@@ -9,10 +9,12 @@ import torch
 from diffusers import DDIMScheduler
 from toy import ToyBackbone, toy_classifier, toy_images
 
-from ldce.config import LDCEConfig
-from ldce.explain import explain
-from ldce.sampler import Task, guided_step, predicted_clean_latent
-from ldce.schedule import ddim_grid
+from ldce.method.config import LDCEConfig
+from ldce.method.explain import explain
+from ldce.method.guided import predicted_clean_latent
+from ldce.method.sampler import guided_step
+from ldce.method.schedule import ddim_grid
+from ldce.method.terms import Task
 
 TARGETS = torch.tensor([1, 3, 5, 7])
 
@@ -55,7 +57,14 @@ def test_free_guidance_step_equals_diffusers_ddim_step(backbone, classifier, ind
 
 def test_classifier_score_is_the_gradient_of_the_target_log_likelihood(backbone, classifier):
     """Without consensus, norms or distance: ê − e_u = −scale·λc·√(1−a)·∂/∂z Σ log p(y_t | x̂0(z))."""
-    config = LDCEConfig(ddim_steps=20, guidance="unprojected", enforce_same_norms=False, dist_lambda=0.0, classifier_lambda=1.0, scale=1.0)
+    config = LDCEConfig(
+        ddim_steps=20,
+        guidance="unprojected",
+        enforce_same_norms=False,
+        dist_lambda=0.0,
+        classifier_lambda=1.0,
+        scale=1.0,
+    )
     grid, task = ddim_grid(backbone.alphas_cumprod, 20), _task(backbone)
     z = torch.randn(4, 4, 4, 4, generator=torch.Generator().manual_seed(1))
     index, alpha = 9, grid.alphas[9]
@@ -69,7 +78,10 @@ def test_classifier_score_is_the_gradient_of_the_target_log_likelihood(backbone,
     (grad,) = torch.autograd.grad(log_p, leaf)
     assert torch.isfinite(grad).all() and grad.abs().sum() > 0
     eps = e_u.detach() - torch.sqrt(1 - alpha) * grad
-    expected = grid.alphas_prev[index].sqrt() * predicted_clean_latent(z, eps, alpha) + torch.sqrt(1 - grid.alphas_prev[index]) * eps
+    expected = (
+        grid.alphas_prev[index].sqrt() * predicted_clean_latent(z, eps, alpha)
+        + torch.sqrt(1 - grid.alphas_prev[index]) * eps
+    )
     torch.testing.assert_close(z_prev, expected, rtol=1e-5, atol=1e-6)
 
 
@@ -103,7 +115,9 @@ def test_a_sample_does_not_depend_on_its_batch(backbone, classifier):
     batch = explain(images, TARGETS, backbone, classifier, config, seed=3, keys=keys)
     alone = explain(images[2:3], TARGETS[2:3], backbone, classifier, config, seed=3, keys=["c"])
     order = [3, 1, 0, 2]
-    shuffled = explain(images[order], TARGETS[order], backbone, classifier, config, seed=3, keys=[keys[i] for i in order])
+    shuffled = explain(
+        images[order], TARGETS[order], backbone, classifier, config, seed=3, keys=[keys[i] for i in order]
+    )
     torch.testing.assert_close(alone.latents[0], batch.latents[2], rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(shuffled.latents, batch.latents[order], rtol=1e-5, atol=1e-6)
 
@@ -120,7 +134,9 @@ def test_seed_and_key_decide_the_noise(backbone, classifier):
 def test_explain_reports_facts_and_consensus(backbone, classifier):
     images = toy_images(4)
     records = []
-    result = explain(images, TARGETS, backbone, classifier, LDCEConfig(strength=0.3, ddim_steps=20), callback=records.append)
+    result = explain(
+        images, TARGETS, backbone, classifier, LDCEConfig(strength=0.3, ddim_steps=20), callback=records.append
+    )
     assert [r.index for r in records] == [5, 4, 3, 2, 1, 0]
     assert all(r.consensus_mask.shape == (4, 4, 4) and r.target_probability.shape == (4,) for r in records)
     logits = classifier(result.images)
@@ -134,7 +150,14 @@ def test_explain_reports_facts_and_consensus(backbone, classifier):
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("strength", 1.5), ("classifier_lambda", -1.0), ("deg_cone_projection", 0.0), ("deg_cone_projection", 181.0), ("cone_projection_type", "cone"), ("lp_custom", 3)],
+    [
+        ("strength", 1.5),
+        ("classifier_lambda", -1.0),
+        ("deg_cone_projection", 0.0),
+        ("deg_cone_projection", 181.0),
+        ("cone_projection_type", "cone"),
+        ("lp_custom", 3),
+    ],
 )
 def test_invalid_hyperparameters_name_the_field(field, value):
     with pytest.raises(ValueError, match=field):

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ldce.backbones.base import linear_alphas_cumprod
-from ldce.schedule import ddim_grid, noise_level, start_index
+from ldce.method.schedule import ddim_grid, noise_level, start_index
 
 ABAR = linear_alphas_cumprod(0.0015, 0.0195)
 
@@ -39,7 +39,9 @@ def test_linear_schedule_matches_the_checkpoint_buffer_recipe():
     assert torch.equal(ABAR, expected)
 
 
-@pytest.mark.parametrize(("strength", "steps", "expected"), [(0.382, 500, 191), (0.5, 20, 10), (0.0, 20, 0), (1.0, 7, 7)])
+@pytest.mark.parametrize(
+    ("strength", "steps", "expected"), [(0.382, 500, 191), (0.5, 20, 10), (0.0, 20, 0), (1.0, 7, 7)]
+)
 def test_start_index_is_floor_of_strength_times_steps(strength, steps, expected):
     assert start_index(strength, steps) == expected
 

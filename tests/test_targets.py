@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ldce.targets import BinaryFlip, ClassPairs, FixedTarget, FromSample, SecondMostLikely, TargetMap, class_name, read_class_names
+from ldce.classifiers.names import class_name, read_class_names
+from ldce.targets import BinaryFlip, ClassPairs, FixedTarget, FromSample, SecondMostLikely, TargetMap
 
 KEYS = ["a", "b", "c"]
 LABELS = torch.tensor([339, 340, 7])
@@ -63,8 +64,11 @@ def test_missing_or_malformed_mapping_files_are_named(tmp_path):
 def test_class_names_from_lists_text_files_and_index_maps(tmp_path):
     assert read_class_names(["cat", "dog"]) == ["cat", "dog"] and read_class_names(None) is None
     text = tmp_path / "names.txt"
+    text.write_text("tench\n goldfish \n\n")
+    assert read_class_names(str(text)) == read_class_names(text) == ["tench", "goldfish"]
     text.write_text("tench\n\ngoldfish\n")
-    assert read_class_names(str(text)) == ["tench", "goldfish"]
+    with pytest.raises(ValueError, match="line 2 is blank"):
+        read_class_names(str(text))
     mapping = tmp_path / "names.yaml"
     mapping.write_text("1: goldfish\n0: tench\n2: owl\n")
     assert read_class_names(str(mapping)) == ["tench", "goldfish", "owl"]

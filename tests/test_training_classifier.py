@@ -13,7 +13,10 @@ from ldce.classifiers import module_classifier
 from ldce.demo.models import ARCHITECTURES, build, card_path, load
 from ldce.training.classifier import ClassifierTraining, translate
 
-TINY = {"fashion_cnn": {"channels": (8, 16), "blocks": (1, 1), "stem_width": 8}, "fashion_convnext": {"depths": (1, 1, 1, 1), "dims": (16, 32, 32, 32)}}
+TINY = {
+    "fashion_cnn": {"channels": (8, 16), "blocks": (1, 1), "stem_width": 8},
+    "fashion_convnext": {"depths": (1, 1, 1, 1), "dims": (16, 32, 32, 32)},
+}
 
 
 class RandomImages(LightningDataModule):
@@ -22,7 +25,9 @@ class RandomImages(LightningDataModule):
     def __init__(self) -> None:
         super().__init__()
         generator = torch.Generator().manual_seed(0)
-        self.data = TensorDataset(torch.rand(16, 3, 32, 32, generator=generator), torch.randint(0, 10, (16,), generator=generator))
+        self.data = TensorDataset(
+            torch.rand(16, 3, 32, 32, generator=generator), torch.randint(0, 10, (16,), generator=generator)
+        )
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(self.data, batch_size=16)
@@ -42,7 +47,9 @@ class LossHistory(Callback):
 
 def trained(architecture: str, steps: int) -> tuple[ClassifierTraining, list[float]]:
     """A tiny ``architecture`` trained ``steps`` steps on :class:`RandomImages`, and its loss per step."""
-    module = ClassifierTraining(architecture, TINY[architecture], lr=1e-2, warmup_fraction=0.1, label_smoothing=0.0, flip=False, max_shift=0)
+    module = ClassifierTraining(
+        architecture, TINY[architecture], lr=1e-2, warmup_fraction=0.1, label_smoothing=0.0, flip=False, max_shift=0
+    )
     history = LossHistory()
     trainer = Trainer(
         accelerator="cpu",
@@ -75,7 +82,9 @@ def test_export_rebuilds_the_same_logits(architecture, tmp_path):
     path = tmp_path / "weights" / "model.safetensors"
     module.export(path)
     card = json.loads(card_path(path).read_text())
-    assert card["architecture"] == architecture and card["parameters"] == sum(p.numel() for p in module.net.parameters())
+    assert card["architecture"] == architecture and card["parameters"] == sum(
+        p.numel() for p in module.net.parameters()
+    )
     assert card["test_accuracy"] is None and card["hyperparameters"]["lr"] == 1e-2
     with torch.no_grad():
         assert torch.equal(load(path)(images), expected)

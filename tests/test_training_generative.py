@@ -20,8 +20,15 @@ IMAGE_SIZE = 16  # two autoencoder levels: f = 2, latents 3×8×8
 
 def tiny_autoencoder() -> AutoencoderTraining:
     torch.manual_seed(0)
-    return AutoencoderTraining(block_out_channels=(8, 16), latent_channels=3, norm_num_groups=4, image_size=IMAGE_SIZE,
-                               lr=1e-2, warmup_steps=1, scale_images=8)
+    return AutoencoderTraining(
+        block_out_channels=(8, 16),
+        latent_channels=3,
+        norm_num_groups=4,
+        image_size=IMAGE_SIZE,
+        lr=1e-2,
+        warmup_steps=1,
+        scale_images=8,
+    )
 
 
 def smooth_images(count: int, seed: int = 0) -> torch.Tensor:
@@ -42,8 +49,16 @@ def autoencoder_dir(tmp_path_factory) -> Path:
 
 def tiny_diffusion(autoencoder_dir: Path, **overrides) -> LatentDiffusionTraining:
     torch.manual_seed(0)
-    args = {"model_channels": 32, "channel_mult": (1,), "attention_resolutions": (1,), "num_head_channels": 16,
-            "context_dim": 16, "lr": 2e-3, "warmup_steps": 1, "image_size": IMAGE_SIZE} | overrides
+    args = {
+        "model_channels": 32,
+        "channel_mult": (1,),
+        "attention_resolutions": (1,),
+        "num_head_channels": 16,
+        "context_dim": 16,
+        "lr": 2e-3,
+        "warmup_steps": 1,
+        "image_size": IMAGE_SIZE,
+    } | overrides
     return LatentDiffusionTraining(str(autoencoder_dir), **args)
 
 
@@ -71,7 +86,10 @@ def test_diffusion_loss_decreases_on_one_batch(autoencoder_dir):
     module = tiny_diffusion(autoencoder_dir)
     mean, std = module.encode(smooth_images(8))
     batch = (mean, std, torch.arange(8) % 10)
-    loss_of = lambda: module.loss(batch, module.denoiser, dropout=False, generator=torch.Generator().manual_seed(0))
+
+    def loss_of():
+        return module.loss(batch, module.denoiser, dropout=False, generator=torch.Generator().manual_seed(0))
+
     first, last = optimise(loss_of, module.denoiser.parameters(), steps=30, lr=2e-3)
     assert last < 0.7 * first, (first, last)
 
@@ -105,7 +123,9 @@ def test_export_round_trip_gives_identical_eps_encode_and_decode(autoencoder_dir
         assert torch.equal(loaded.eps(z, t, cond), module.predict_noise(module.ema.module, z, t, y))
         images = smooth_images(4)
         assert torch.equal(loaded.encode(images), module.encode(images)[0])
-        expected = (module.first_stage.decode((1.0 / module.scale_factor) * z).sample + 1) / 2  # (1/s)·z as the backbone
+        expected = (
+            module.first_stage.decode((1.0 / module.scale_factor) * z).sample + 1
+        ) / 2  # (1/s)·z as the backbone
         assert torch.equal(loaded.decode(z), expected)
 
 
@@ -124,8 +144,16 @@ class RandomImages(LightningDataModule):
 
 
 def fit(module, export_path: Path, root: Path) -> None:
-    trainer = Trainer(accelerator="cpu", max_steps=3, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                      enable_model_summary=False, default_root_dir=root, callbacks=[ExportWeights(str(export_path))])
+    trainer = Trainer(
+        accelerator="cpu",
+        max_steps=3,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=root,
+        callbacks=[ExportWeights(str(export_path))],
+    )
     trainer.fit(module, datamodule=RandomImages())
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ldce.visualize import grid, heat, panel, to_uint8
+from ldce.images import to_uint8
+from ldce.results.pictures import grid, heat, panel
 
 
 def test_panel_tiles_are_the_images_their_difference_and_the_consensus_map():
@@ -16,7 +17,9 @@ def test_panel_tiles_are_the_images_their_difference_and_the_consensus_map():
     assert row.dtype == np.uint8 and row.shape == (4, 16, 3)
     assert np.array_equal(row[:, :4], to_uint8(original)) and np.array_equal(row[:, 4:8], to_uint8(counterfactual))
     diff = row[:, 8:12]
-    assert np.array_equal(diff[0, 0], to_uint8(heat(torch.ones(1, 1)))[0, 0]) and np.array_equal(diff[1, 1], to_uint8(heat(torch.zeros(1, 1)))[0, 0])
+    assert np.array_equal(diff[0, 0], to_uint8(heat(torch.ones(1, 1)))[0, 0]) and np.array_equal(
+        diff[1, 1], to_uint8(heat(torch.zeros(1, 1)))[0, 0]
+    )
     assert np.array_equal(row[:2, 12:14], np.broadcast_to(to_uint8(heat(torch.ones(1, 1)))[0, 0], (2, 2, 3)))
     assert panel(original, counterfactual).shape == (4, 12, 3)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ldce.backbones.base import Backbone, linear_alphas_cumprod
+from ldce.backbones.base import Backbone, Networks, linear_alphas_cumprod
+from ldce.testing.models import small_cnn
 
 
 class ToyBackbone(Backbone):
@@ -36,10 +37,15 @@ class ToyBackbone(Backbone):
     def conditioning(self, targets: Tensor) -> tuple[Tensor, Tensor]:
         return self.table(targets), self.table(torch.full_like(targets, 10))
 
+    def networks(self) -> Networks:
+        return Networks(self.net, self.decoder, self.decoder)
+
 
 def toy_classifier(seed: int = 1) -> nn.Module:
     torch.manual_seed(seed)
-    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10)
+    )
     return net.eval().requires_grad_(False)
 
 
@@ -52,9 +58,7 @@ class ToyClassifier(nn.Module):
 
     def __init__(self, num_classes: int = 10) -> None:
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU(), nn.Conv2d(8, 16, 3, 2, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, num_classes)
-        )
+        self.net = small_cnn(num_classes)
 
     def forward(self, images: Tensor) -> Tensor:
         return self.net(images)

@@ -8,9 +8,24 @@ Notation follows ``ALGORITHM.md``: images ``x`` live in [0, 1], the first stage 
 from __future__ import annotations
 
 import abc
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class Networks:
+    """The networks a backbone runs, for speed switches (``ldce.backbones.speedups``).
+
+    noise_model: ``eps``'s network (a diffusers UNet or transformer); first_stage: the autoencoder
+    (``encode``/``decode``); decoder: the first stage's decoding network, which LDCE differentiates
+    through at every step.
+    """
+
+    noise_model: nn.Module
+    first_stage: nn.Module
+    decoder: nn.Module
 
 
 class Backbone(nn.Module, abc.ABC):
@@ -58,13 +73,13 @@ class Backbone(nn.Module, abc.ABC):
         ``B`` rows, in whatever form :meth:`eps` takes (class rows, text embeddings, labels).
         """
 
+    @abc.abstractmethod
+    def networks(self) -> Networks:
+        """The noise model, the first stage and its decoder (see :class:`Networks`)."""
+
     @property
     def device(self) -> torch.device:
         return self.alphas_cumprod.device
-
-    @property
-    def num_timesteps(self) -> int:
-        return self.alphas_cumprod.shape[0]
 
 
 def check_targets(targets: Tensor, num_classes: int) -> None:
@@ -72,8 +87,10 @@ def check_targets(targets: Tensor, num_classes: int) -> None:
     if targets.dtype.is_floating_point or targets.dtype == torch.bool or targets.dim() != 1:
         raise ValueError(f"targets must be a 1-D integer tensor, got {targets.dtype} {tuple(targets.shape)}")
     if targets.numel() and (targets.min() < 0 or targets.max() >= num_classes):
-        raise ValueError(f"target classes must lie in [0, {num_classes}) for this model's {num_classes} classes; "
-                         f"got {targets.tolist()}")
+        raise ValueError(
+            f"target classes must lie in [0, {num_classes}) for this model's {num_classes} classes; "
+            f"got {targets.tolist()}"
+        )
 
 
 def linear_alphas_cumprod(beta_start: float, beta_end: float, num_timesteps: int = 1000) -> Tensor:

@@ -20,8 +20,8 @@ from diffusers import AutoencoderKL, UNet2DConditionModel, VQModel
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from ldce.backbones import compvis
-from ldce.backbones.base import Backbone, check_targets, linear_alphas_cumprod
+from ldce.backbones import compvis, ldm_config
+from ldce.backbones.base import Backbone, Networks, check_targets, linear_alphas_cumprod
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +39,15 @@ class ClassConditionalLDM(Backbone):
     ``(T,)``. Parameters are frozen and the model is in eval mode: LDCE only differentiates w.r.t. ``z``.
     """
 
-    def __init__(self, unet: UNet2DConditionModel, first_stage: VQModel | AutoencoderKL, class_embedding: nn.Embedding,
-                 alphas_cumprod: Tensor, scale_factor: float, image_size: int) -> None:
+    def __init__(
+        self,
+        unet: UNet2DConditionModel,
+        first_stage: VQModel | AutoencoderKL,
+        class_embedding: nn.Embedding,
+        alphas_cumprod: Tensor,
+        scale_factor: float,
+        image_size: int,
+    ) -> None:
         super().__init__()
         self.unet, self.first_stage, self.class_embedding = unet, first_stage, class_embedding
         self.register_buffer("alphas_cumprod", alphas_cumprod.to(torch.float32))
@@ -52,6 +59,9 @@ class ClassConditionalLDM(Backbone):
     def null_class(self) -> int:
         """Index of the null (unconditional) row: the table's last row (1000 for cin256-v2)."""
         return self.class_embedding.num_embeddings - 1
+
+    def networks(self) -> Networks:
+        return Networks(self.unet, self.first_stage, self.first_stage.decoder)
 
     @property
     def is_vq(self) -> bool:
@@ -104,23 +114,34 @@ class ClassConditionalLDM(Backbone):
         unet = compvis.materialise(UNet2DConditionModel, spec.unet_config, converted.unet_state, where)
         stage_class = FIRST_STAGE_CLASSES[spec.first_stage_kind]
         first_stage = compvis.materialise(stage_class, spec.first_stage_config, converted.first_stage_state, where)
-        return cls(unet, first_stage, nn.Embedding.from_pretrained(converted.class_table, freeze=True),
-                   converted.alphas_cumprod, converted.scale_factor, converted.image_size)
+        return cls(
+            unet,
+            first_stage,
+            nn.Embedding.from_pretrained(converted.class_table, freeze=True),
+            converted.alphas_cumprod,
+            converted.scale_factor,
+            converted.image_size,
+        )
 
     @classmethod
-    def from_compvis(cls, checkpoint_path: str | os.PathLike, config_path: str | os.PathLike,
-                     cache_dir: str | os.PathLike | None = None, use_ema: bool = False) -> ClassConditionalLDM:
+    def from_compvis(
+        cls,
+        checkpoint_path: str | os.PathLike,
+        config_path: str | os.PathLike,
+        cache_dir: str | os.PathLike | None = None,
+        use_ema: bool = False,
+    ) -> ClassConditionalLDM:
         """Convert an original checkpoint + LDM yaml; with ``cache_dir``, convert once and reuse.
 
         The cache is reused only when it was made from the same files (path, size, mtime, EMA
         choice); otherwise it is rebuilt. Raises ``FileNotFoundError`` or
-        :class:`compvis.CheckpointError` naming the offending file.
+        :class:`ldce.checkpoints.CheckpointError` naming the offending file.
         """
         source = _fingerprint(Path(checkpoint_path), Path(config_path), use_ema)
         if cache_dir is not None and _cache_source(Path(cache_dir)) == source:
             log.info("loading converted LDM from cache %s", cache_dir)
             return cls.from_pretrained(cache_dir)
-        spec = compvis.read_ldm_config(config_path)
+        spec = ldm_config.read_ldm_config(config_path)
         state = compvis.load_compvis_state_dict(checkpoint_path)
         converted = compvis.convert_compvis_state_dict(state, spec, str(checkpoint_path), use_ema=use_ema)
         model = cls.from_converted(converted, str(checkpoint_path))
@@ -137,8 +158,14 @@ class ClassConditionalLDM(Backbone):
         unet = UNet2DConditionModel.from_pretrained(local_dir, subfolder="unet", local_files_only=True)
         stage_class = FIRST_STAGE_CLASSES[meta["first_stage"]]
         first_stage = stage_class.from_pretrained(local_dir, subfolder="first_stage", local_files_only=True)
-        return cls(unet, first_stage, nn.Embedding.from_pretrained(tensors["class_embedding"], freeze=True),
-                   tensors["alphas_cumprod"], meta["scale_factor"], meta["image_size"])
+        return cls(
+            unet,
+            first_stage,
+            nn.Embedding.from_pretrained(tensors["class_embedding"], freeze=True),
+            tensors["alphas_cumprod"],
+            meta["scale_factor"],
+            meta["image_size"],
+        )
 
     def save_pretrained(self, directory: str | os.PathLike, source: dict[str, Any] | None = None) -> None:
         """Write ``unet/``, ``first_stage/``, the class table and ``abar`` (safetensors) and a json.
@@ -154,28 +181,35 @@ class ClassConditionalLDM(Backbone):
         staging.chmod(0o755)
         self.unet.save_pretrained(staging / "unet")
         self.first_stage.save_pretrained(staging / "first_stage")
-        save_file({"class_embedding": self.class_embedding.weight.detach().contiguous(),
-                   "alphas_cumprod": self.alphas_cumprod.detach().contiguous()}, str(staging / CACHE_TENSORS))
-        meta = {"format": CACHE_FORMAT, "first_stage": "vq" if self.is_vq else "kl", "scale_factor": self.scale_factor,
-                "image_size": self.image_size, "source": source}
+        save_file(
+            {
+                "class_embedding": self.class_embedding.weight.detach().contiguous(),
+                "alphas_cumprod": self.alphas_cumprod.detach().contiguous(),
+            },
+            str(staging / CACHE_TENSORS),
+        )
+        meta = {
+            "format": CACHE_FORMAT,
+            "first_stage": "vq" if self.is_vq else "kl",
+            "scale_factor": self.scale_factor,
+            "image_size": self.image_size,
+            "source": source,
+        }
         (staging / CACHE_JSON).write_text(json.dumps(meta, indent=2))
         shutil.rmtree(directory, ignore_errors=True)
         os.replace(staging, directory)
         log.info("saved diffusers copy of the LDM to %s", directory)
 
     @classmethod
-    def tiny(cls, num_classes: int = 10, first_stage: str = "vq", seed: int = 0) -> ClassConditionalLDM:
-        """A randomly initialised model for tests: 32×32 images, 3×8×8 latents, ``num_classes`` + null."""
-        return cls.random(tiny_ldm_params(num_classes, first_stage), seed, "ClassConditionalLDM.tiny")
-
-    @classmethod
-    def random(cls, params: dict[str, Any], seed: int = 0, where: str = "ClassConditionalLDM.random") -> ClassConditionalLDM:
+    def random(
+        cls, params: dict[str, Any], seed: int = 0, where: str = "ClassConditionalLDM.random"
+    ) -> ClassConditionalLDM:
         """A randomly initialised model of an LDM config's ``model.params`` (tests, timing).
 
         Built through the same config builders as :meth:`from_compvis`; the class table has the
         cond stage's ``n_classes`` rows, the last being the null class.
         """
-        spec = compvis.ldm_spec(params, where)
+        spec = ldm_config.ldm_spec(params, where)
         rows = params["cond_stage_config"]["params"]["n_classes"]
         with torch.random.fork_rng():
             torch.manual_seed(seed)
@@ -183,25 +217,9 @@ class ClassConditionalLDM(Backbone):
             stage = FIRST_STAGE_CLASSES[spec.first_stage_kind](**spec.first_stage_config)
             table = nn.Embedding(rows, spec.unet_config["cross_attention_dim"])
         abar = linear_alphas_cumprod(spec.params["linear_start"], spec.params["linear_end"], spec.params["timesteps"])
-        return cls(unet, stage, table, abar, float(params.get("scale_factor", 1.0)), spec.first_stage_config["sample_size"])
-
-
-def tiny_ldm_params(num_classes: int = 10, first_stage: str = "vq") -> dict[str, Any]:
-    """``model.params`` of a tiny cin256-v2-shaped LDM (f4 first stage, 32-channel UNet, context 32)."""
-    vq = first_stage == "vq"
-    return {
-        "linear_start": 0.0015, "linear_end": 0.0195, "timesteps": 1000, "conditioning_key": "crossattn",
-        "unet_config": {"target": compvis.UNET_TARGET, "params": {
-            "image_size": 8, "in_channels": 3, "out_channels": 3, "model_channels": 32, "attention_resolutions": [2],
-            "num_res_blocks": 1, "channel_mult": [1, 2], "num_head_channels": 8, "use_spatial_transformer": True,
-            "transformer_depth": 1, "context_dim": 32}},
-        "first_stage_config": {"target": compvis.VQ_TARGETS[0] if vq else compvis.KL_TARGET, "params": {
-            "embed_dim": 3, "n_embed": 64, "ddconfig": {
-                "double_z": not vq, "z_channels": 3, "resolution": 32, "in_channels": 3, "out_ch": 3, "ch": 32,
-                "ch_mult": [1, 2, 2], "num_res_blocks": 1, "attn_resolutions": [], "dropout": 0.0}}},
-        "cond_stage_config": {"target": compvis.CLASS_EMBEDDER_TARGET,
-                              "params": {"n_classes": num_classes + 1, "embed_dim": 32}},
-    }
+        return cls(
+            unet, stage, table, abar, float(params.get("scale_factor", 1.0)), spec.first_stage_config["sample_size"]
+        )
 
 
 def _fingerprint(checkpoint: Path, config: Path, use_ema: bool) -> dict[str, Any]:

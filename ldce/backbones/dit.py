@@ -17,9 +17,9 @@ import torch
 from diffusers import AutoencoderKL, DiTTransformer2DModel
 from torch import Tensor
 
-from ldce.backbones.base import check_targets
-from ldce.backbones.kl_backbone import (KLBackbone, read_scheduler_config, require_component,
-                                        require_dir, tiny_vae)
+from ldce.backbones.base import Networks, check_targets
+from ldce.backbones.kl_backbone import KLBackbone, read_scheduler_config, require_component
+from ldce.checkpoints import existing_dir
 
 DIT_SCHEDULER_CONFIG = {"beta_start": 0.0001, "beta_end": 0.02, "beta_schedule": "linear", "num_train_timesteps": 1000}
 
@@ -32,11 +32,15 @@ class DiT(KLBackbone):
     Parameters are frozen and the model stays in eval mode (train mode would drop labels).
     """
 
-    def __init__(self, transformer: DiTTransformer2DModel, vae: AutoencoderKL,
-                 scheduler_config: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, transformer: DiTTransformer2DModel, vae: AutoencoderKL, scheduler_config: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(vae, transformer.config.sample_size, scheduler_config or DIT_SCHEDULER_CONFIG)
         self.transformer = transformer
         self._freeze()
+
+    def networks(self) -> Networks:
+        return Networks(self.transformer, self.vae, self.vae.decoder)
 
     @property
     def num_classes(self) -> int:
@@ -61,25 +65,12 @@ class DiT(KLBackbone):
     def from_pretrained(cls, local_dir: str | Path, **kwargs: Any) -> DiT:
         """Load a local diffusers DiT folder (``transformer/``, ``vae/``, and
         ``scheduler/scheduler_config.json`` if present, else DiT's schedule), as ``facebook/DiT-XL-2-256``."""
-        folder = require_dir(local_dir, "DiT folder")
+        folder = existing_dir(local_dir, "DiT folder")
         for component in ("transformer", "vae"):
             require_component(folder, component)
         transformer = DiTTransformer2DModel.from_pretrained(folder, subfolder="transformer", local_files_only=True)
         vae = AutoencoderKL.from_pretrained(folder, subfolder="vae", local_files_only=True)
         kwargs.setdefault("scheduler_config", read_scheduler_config(folder, DIT_SCHEDULER_CONFIG))
-        return cls(transformer, vae, **kwargs)
-
-    @classmethod
-    def tiny(cls, num_classes: int = 10, image_size: int = 32, vae_channels: tuple[int, ...] = (32, 64, 64),
-             learned_sigma: bool = True, seed: int = 0, **kwargs: Any) -> DiT:
-        """A tiny random DiT (2 layers, 2 heads of 16, patch 2) on a tiny f4 KL autoencoder, for tests."""
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            vae = tiny_vae(vae_channels, layers_per_block=1, image_size=image_size)
-            transformer = DiTTransformer2DModel(
-                num_attention_heads=2, attention_head_dim=16, in_channels=4, out_channels=8 if learned_sigma else 4,
-                num_layers=2, sample_size=image_size // 2 ** (len(vae_channels) - 1), patch_size=2,
-                num_embeds_ada_norm=num_classes)
         return cls(transformer, vae, **kwargs)
 
     def save_pretrained(self, folder: str | Path) -> Path:

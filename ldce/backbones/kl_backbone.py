@@ -2,7 +2,7 @@
 
 First stage (``ALGORITHM.md`` step 1 and the decoder of step 4): a diffusers ``AutoencoderKL``,
 ``z0 = s · (μ + σ·ξ)`` with ``(μ, log σ²) = E(2x − 1)`` and ``x = (D(z / s) + 1) / 2``.
-Also here: the training schedule read from a diffusers scheduler config and local-path checks that keep every loader off the network.
+Also here: the training schedule read from a diffusers scheduler config.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from diffusers import AutoencoderKL
 from torch import Tensor
 
 from ldce.backbones.base import Backbone, linear_alphas_cumprod
+from ldce.checkpoints import existing_file
 
 SCHEDULER_CONFIG = Path("scheduler") / "scheduler_config.json"
 
@@ -46,40 +47,9 @@ def read_scheduler_config(folder: Path, default: Mapping[str, Any]) -> dict[str,
     return json.loads(path.read_text()) if path.is_file() else dict(default)
 
 
-def _require(path: str | Path, what: str, kind: str) -> Path:
-    """``Path(path)`` if it is an existing local ``kind`` (folder or file); else a clear error."""
-    found = Path(path)
-    if not (found.is_dir() if kind == "folder" else found.is_file()):
-        raise FileNotFoundError(f"{what} not found: {str(path)!r} is not a local {kind} "
-                                f"(models load from local paths only, never from the hub)")
-    return found
-
-
-def require_dir(path: str | Path, what: str) -> Path:
-    """``Path(path)`` if it is an existing local folder; else a clear error (never a hub look-up)."""
-    return _require(path, what, "folder")
-
-
-def require_file(path: str | Path, what: str) -> Path:
-    """``Path(path)`` if it is an existing local file; else a clear error (never a download)."""
-    return _require(path, what, "file")
-
-
 def require_component(folder: Path, subfolder: str) -> None:
     """Raise unless ``folder/subfolder/config.json`` exists (a diffusers/transformers component)."""
-    require_file(folder / subfolder / "config.json", f"{subfolder!r} component config in {str(folder)!r}")
-
-
-def tiny_vae(block_out_channels: tuple[int, ...], layers_per_block: int, image_size: int) -> AutoencoderKL:
-    """A random ``AutoencoderKL`` (4 latent channels, downsampling ``2^(len(block_out_channels) − 1)``).
-
-    GroupNorm uses 32 groups as in the original LDM code, so channels must be multiples of 32.
-    """
-    levels = len(block_out_channels)
-    return AutoencoderKL(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * levels,
-                         up_block_types=("UpDecoderBlock2D",) * levels, block_out_channels=block_out_channels,
-                         layers_per_block=layers_per_block, latent_channels=4, norm_num_groups=32,
-                         sample_size=image_size, scaling_factor=0.18215)
+    existing_file(folder / subfolder / "config.json", f"{subfolder!r} component config in {str(folder)!r}")
 
 
 class KLBackbone(Backbone):
@@ -117,8 +87,9 @@ class KLBackbone(Backbone):
         if noise is None:
             return self.scale_factor * posterior.mean
         if noise.shape != posterior.mean.shape:
-            raise ValueError(f"noise must have the latent shape {tuple(posterior.mean.shape)}, "
-                             f"got {tuple(noise.shape)}")
+            raise ValueError(
+                f"noise must have the latent shape {tuple(posterior.mean.shape)}, got {tuple(noise.shape)}"
+            )
         return self.scale_factor * (posterior.mean + posterior.std * noise)
 
     def decode(self, latents: Tensor) -> Tensor:

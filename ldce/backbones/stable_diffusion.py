@@ -17,17 +17,21 @@ from typing import Any
 import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from torch import Tensor
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+from transformers import CLIPTextModel, CLIPTokenizer
 
 from ldce.backbones import sd_original
-from ldce.backbones.base import check_targets
-from ldce.backbones.kl_backbone import (KLBackbone, read_scheduler_config, require_component,
-                                        require_dir, require_file, tiny_vae)
+from ldce.backbones.base import Networks, check_targets
+from ldce.backbones.kl_backbone import KLBackbone, read_scheduler_config, require_component
+from ldce.checkpoints import existing_dir, existing_file
 
-SD_SCHEDULER_CONFIG = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear",
-                       "num_train_timesteps": 1000}
+SD_SCHEDULER_CONFIG = {
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "num_train_timesteps": 1000,
+}
 V1_INFERENCE_CONFIG = sd_original.V1_INFERENCE_CONFIG
-TOKENIZER_FILES = ("tokenizer.json", "vocab.json")
+SLOW_TOKENIZER_FILES = ("vocab.json", "merges.txt")
 
 
 class StableDiffusion(KLBackbone):
@@ -38,9 +42,17 @@ class StableDiffusion(KLBackbone):
     ``scaled_linear`` 0.00085..0.012, 1000 steps). Parameters are frozen, modules in eval mode.
     """
 
-    def __init__(self, unet: UNet2DConditionModel, vae: AutoencoderKL, text_encoder: CLIPTextModel,
-                 tokenizer: CLIPTokenizer, class_names: Sequence[str], prompt_template: str = "a photo of a {}.",
-                 null_prompt: str = "", scheduler_config: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        unet: UNet2DConditionModel,
+        vae: AutoencoderKL,
+        text_encoder: CLIPTextModel,
+        tokenizer: CLIPTokenizer,
+        class_names: Sequence[str],
+        prompt_template: str = "a photo of a {}.",
+        null_prompt: str = "",
+        scheduler_config: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(vae, unet.config.sample_size, scheduler_config or SD_SCHEDULER_CONFIG)
         if not class_names:
             raise ValueError("class_names must name at least one class")
@@ -49,6 +61,9 @@ class StableDiffusion(KLBackbone):
         self.unet, self.text_encoder, self.tokenizer = unet, text_encoder, tokenizer
         self.class_names, self.prompt_template, self.null_prompt = list(class_names), prompt_template, null_prompt
         self._freeze()
+
+    def networks(self) -> Networks:
+        return Networks(self.unet, self.vae, self.vae.decoder)
 
     def prompts(self, targets: Tensor) -> list[str]:
         """``prompt_template.format(class_names[y])`` for each target ``y`` (validated)."""
@@ -59,15 +74,16 @@ class StableDiffusion(KLBackbone):
     def embed_prompts(self, prompts: list[str]) -> Tensor:
         """CLIP last hidden states ``(N, L, D)``, prompts padded/truncated to ``L`` (77) tokens as in SD."""
         length = self.text_encoder.config.max_position_embeddings
-        ids = self.tokenizer(prompts, padding="max_length", max_length=length, truncation=True,
-                             return_tensors="pt").input_ids
+        ids = self.tokenizer(
+            prompts, padding="max_length", max_length=length, truncation=True, return_tensors="pt"
+        ).input_ids
         return self.text_encoder(ids.to(self.device)).last_hidden_state
 
     def conditioning(self, targets: Tensor) -> tuple[Tensor, Tensor]:
         """``(c, u)``: embeddings of the targets' prompts and of the null prompt, each ``(B, 77, D)``."""
         prompts = self.prompts(targets)
         embeddings = self.embed_prompts(prompts + [self.null_prompt] * len(prompts))
-        return embeddings[: len(prompts)], embeddings[len(prompts):]
+        return embeddings[: len(prompts)], embeddings[len(prompts) :]
 
     def eps(self, latents: Tensor, timesteps: Tensor, cond: Tensor) -> Tensor:
         """``eps(z, t, c)``: latents ``(B, 4, h, w)``, timesteps int64 ``(B,)``, cond ``(B, 77, D)``."""
@@ -77,7 +93,7 @@ class StableDiffusion(KLBackbone):
     def from_pretrained(cls, local_dir: str | Path, class_names: Sequence[str], **kwargs: Any) -> StableDiffusion:
         """Load a local diffusers folder: ``unet/``, ``vae/``, ``text_encoder/``, ``tokenizer/``, and
         ``scheduler/scheduler_config.json`` if present (else SD's schedule). kwargs: see ``__init__``."""
-        folder = require_dir(local_dir, "Stable Diffusion folder")
+        folder = existing_dir(local_dir, "Stable Diffusion folder")
         for component in ("unet", "vae"):
             require_component(folder, component)
         unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet", local_files_only=True)
@@ -87,8 +103,15 @@ class StableDiffusion(KLBackbone):
         return cls(unet, vae, text_encoder, tokenizer, class_names, **kwargs)
 
     @classmethod
-    def from_single_file(cls, checkpoint: str | Path, original_config: str | Path | None, text_encoder_dir: str | Path,
-                         class_names: Sequence[str], use_ema: bool = False, **kwargs: Any) -> StableDiffusion:
+    def from_single_file(
+        cls,
+        checkpoint: str | Path,
+        original_config: str | Path | None,
+        text_encoder_dir: str | Path,
+        class_names: Sequence[str],
+        use_ema: bool = False,
+        **kwargs: Any,
+    ) -> StableDiffusion:
         """Load an original SD 1.x checkpoint (``.ckpt``/``.safetensors``) with its local yaml.
 
         original_config: the LDM yaml (``None``: the packaged ``v1-inference.yaml``, 512 px; miniSD
@@ -98,26 +121,11 @@ class StableDiffusion(KLBackbone):
         use_ema: take the UNet from ``model_ema.*``. The schedule comes from the yaml.
         """
         converted = sd_original.load_sd_checkpoint(checkpoint, original_config or V1_INFERENCE_CONFIG, use_ema)
-        text_encoder, tokenizer = load_clip_text(require_dir(text_encoder_dir, "CLIP text encoder folder"))
+        text_encoder, tokenizer = load_clip_text(existing_dir(text_encoder_dir, "CLIP text encoder folder"))
         if converted.text_state:
             sd_original.load_text_weights(text_encoder, converted.text_state, str(checkpoint))
         kwargs.setdefault("scheduler_config", converted.scheduler_config)
         return cls(converted.unet, converted.vae, text_encoder, tokenizer, class_names, **kwargs)
-
-    @classmethod
-    def tiny(cls, class_names: Sequence[str], image_size: int = 32, unet_channels: tuple[int, ...] = (32, 64),
-             vae_channels: tuple[int, ...] = (32, 64, 64), layers_per_block: int = 1, seed: int = 0,
-             **kwargs: Any) -> StableDiffusion:
-        """A tiny random model with SD 1.x's structure (for tests): cross-attention at every UNet
-        level but the last, CLIP width 32, a character-level CLIP tokenizer. Channels: multiples of 32."""
-        latent_size = image_size // 2 ** (len(vae_channels) - 1)
-        tokenizer = tiny_clip_tokenizer()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            unet = tiny_unet(unet_channels, layers_per_block, latent_size, cross_attention_dim=32)
-            vae = tiny_vae(vae_channels, layers_per_block, image_size)
-            text_encoder = CLIPTextModel(tiny_clip_text_config(len(tokenizer), hidden_size=32))
-        return cls(unet, vae, text_encoder, tokenizer, class_names, **kwargs)
 
     def save_pretrained(self, folder: str | Path) -> Path:
         """Write a diffusers folder (``unet/ vae/ text_encoder/ tokenizer/ scheduler/``) that
@@ -132,43 +140,16 @@ class StableDiffusion(KLBackbone):
 def load_clip_text(folder: Path) -> tuple[CLIPTextModel, CLIPTokenizer]:
     """CLIP text model and tokenizer from ``folder/text_encoder`` and ``folder/tokenizer`` when those
     exist, else from ``folder`` itself (e.g. a local ``openai/clip-vit-large-patch14``); local only."""
-    model_dir, tokenizer_dir = (folder / name if (folder / name).is_dir() else folder
-                                for name in ("text_encoder", "tokenizer"))
-    require_file(model_dir / "config.json", "CLIP text encoder config")
-    if not any((tokenizer_dir / name).is_file() for name in TOKENIZER_FILES):
-        raise FileNotFoundError(f"CLIP tokenizer not found: {str(tokenizer_dir)!r} has none of {TOKENIZER_FILES}")
+    model_dir, tokenizer_dir = (
+        folder / name if (folder / name).is_dir() else folder for name in ("text_encoder", "tokenizer")
+    )
+    existing_file(model_dir / "config.json", "CLIP text encoder config")
+    missing = [name for name in SLOW_TOKENIZER_FILES if not (tokenizer_dir / name).is_file()]
+    if missing and not (tokenizer_dir / "tokenizer.json").is_file():
+        raise FileNotFoundError(
+            f"CLIP tokenizer incomplete: {str(tokenizer_dir)!r} lacks {' and '.join(missing)} "
+            f"(a CLIP tokenizer needs vocab.json and merges.txt, or tokenizer.json)"
+        )
     text_encoder = CLIPTextModel.from_pretrained(model_dir, local_files_only=True)
     tokenizer = CLIPTokenizer.from_pretrained(tokenizer_dir, local_files_only=True)
     return text_encoder, tokenizer
-
-
-def tiny_unet(block_out_channels: tuple[int, ...], layers_per_block: int, latent_size: int,
-              cross_attention_dim: int) -> UNet2DConditionModel:
-    """A random SD-1.x-shaped UNet: 4 latent channels, 2 heads, cross-attention except at the last level."""
-    levels = len(block_out_channels)
-    return UNet2DConditionModel(
-        sample_size=latent_size, in_channels=4, out_channels=4, block_out_channels=block_out_channels,
-        down_block_types=("CrossAttnDownBlock2D",) * (levels - 1) + ("DownBlock2D",),
-        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * (levels - 1),
-        layers_per_block=layers_per_block, cross_attention_dim=cross_attention_dim, attention_head_dim=2,
-        norm_num_groups=32)
-
-
-def tiny_clip_tokenizer() -> CLIPTokenizer:
-    """A character-level CLIP BPE tokenizer (printable ASCII, no merges), built offline.
-
-    Vocabulary as CLIP's base alphabet: each character with and without the end-of-word
-    suffix ``</w>``; ``<|startoftext|>`` = 0, ``<|endoftext|>`` = 1 (also pad and unknown).
-    """
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-    for char in map(chr, range(33, 127)):
-        vocab[char] = len(vocab)
-        vocab[char + "</w>"] = len(vocab)
-    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
-
-
-def tiny_clip_text_config(vocab_size: int, hidden_size: int) -> CLIPTextConfig:
-    """A 2-layer, 2-head CLIP text transformer with SD's 77 positions."""
-    return CLIPTextConfig(vocab_size=vocab_size, hidden_size=hidden_size, intermediate_size=2 * hidden_size,
-                          num_hidden_layers=2, num_attention_heads=2, max_position_embeddings=77,
-                          bos_token_id=0, eos_token_id=1, pad_token_id=1)

@@ -28,7 +28,17 @@ from ldce.metrics.features import PenultimateFeatures
 HERE = Path(__file__).resolve().parent
 WEIGHTS = HERE / "weights"
 DEMO_SHARD = HERE / "data" / "fashion_mnist_demo.tar"
-__all__ = ["CLASS_NAMES", "DEMO_SHARD", "TARGETS", "backbone", "classifier", "demo_batches", "heldout_batches", "independent_classifier", "judge_features"]
+__all__ = [
+    "CLASS_NAMES",
+    "DEMO_SHARD",
+    "TARGETS",
+    "backbone",
+    "classifier",
+    "demo_batches",
+    "heldout_batches",
+    "independent_classifier",
+    "judge_features",
+]
 
 Batch = tuple[list[str], Tensor, Tensor, Tensor]
 
@@ -62,7 +72,9 @@ def demo_batches(batch_size: int = 16) -> Iterator[Batch]:
         yield batch["key"], batch["image"], batch["label"], batch["target"]
 
 
-def heldout_batches(per_class: int, batch_size: int = 16, start: int = 5000, root: str = DEBIAN_ROOT) -> Iterator[Batch]:
+def heldout_batches(
+    per_class: int, batch_size: int = 16, start: int = 5000, root: str = DEBIAN_ROOT
+) -> Iterator[Batch]:
     """Test images from index ``start`` on (disjoint from the demo shard), ``per_class`` per source class."""
     images, labels = load_split(root, "test")
     indices = torch.tensor(select(labels, per_class, start))

@@ -21,6 +21,7 @@ import webdataset
 from PIL import Image
 
 from ldce.datamodules.fashion_mnist import CLASS_NAMES, DEBIAN_ROOT, load_split
+from ldce.images import to_uint8
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ def select(labels: torch.Tensor, per_class: int, start: int = 0) -> list[int]:
 
 def _png(image: torch.Tensor) -> bytes:
     buffer = io.BytesIO()
-    Image.fromarray((image[0] * 255).round().to(torch.uint8).numpy(), "L").save(buffer, format="PNG")
+    Image.fromarray(to_uint8(image[0]), "L").save(buffer, format="PNG")
     return buffer.getvalue()
 
 
@@ -50,8 +51,22 @@ def write_demo_shard(output: Path, per_class: int = 8, start: int = 0, root: str
     with webdataset.TarWriter(str(output)) as sink:
         for i in indices:
             label, target = int(labels[i]), TARGETS[int(labels[i])]
-            meta = {"index": i, "label": label, "target": target, "class_name": CLASS_NAMES[label], "target_name": CLASS_NAMES[target]}
-            sink.write({"__key__": f"fmnist_test_{i:05d}", "png": _png(images[i]), "cls": str(label), "target.cls": str(target), "json": json.dumps(meta)})
+            meta = {
+                "index": i,
+                "label": label,
+                "target": target,
+                "class_name": CLASS_NAMES[label],
+                "target_name": CLASS_NAMES[target],
+            }
+            sink.write(
+                {
+                    "__key__": f"fmnist_test_{i:05d}",
+                    "png": _png(images[i]),
+                    "cls": str(label),
+                    "target.cls": str(target),
+                    "json": json.dumps(meta),
+                }
+            )
     log.info("wrote %d Fashion-MNIST test images to %s", len(indices), output)
     return len(indices)
 

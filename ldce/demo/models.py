@@ -16,15 +16,16 @@ constructor and its arguments; :func:`load` rebuilds it from the pair.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from timm.models.convnext import ConvNeXt
 from timm.models.resnet import BasicBlock, make_blocks
 from torch import Tensor, nn
 
-from ldce.classifiers import load_weights, read_state_dict
+from ldce.checkpoints import load_strict, read_tensors
 
 # Pixel statistics of the 60,000 padded training images (all three channels are equal).
 FASHION_MEAN = 0.219
@@ -52,7 +53,10 @@ class SmallResNet(nn.Module):
         if len(channels) != len(blocks):
             raise ValueError(f"one block count per stage: got channels {channels} and blocks {blocks}")
         self.stem = nn.Sequential(
-            nn.Conv2d(3, stem_width, 3, padding=1, bias=False), nn.BatchNorm2d(stem_width), nn.ReLU(inplace=True), nn.MaxPool2d(2)
+            nn.Conv2d(3, stem_width, 3, padding=1, bias=False),
+            nn.BatchNorm2d(stem_width),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
         )
         stages, _ = make_blocks((BasicBlock,) * len(channels), channels, blocks, inplanes=stem_width)
         self.stages = nn.Sequential(*(stage for _, stage in stages))
@@ -64,7 +68,10 @@ class SmallResNet(nn.Module):
 
 
 def fashion_cnn(
-    channels: tuple[int, ...] = (32, 64, 128), blocks: tuple[int, ...] = (1, 1, 1), stem_width: int = 16, num_classes: int = NUM_CLASSES
+    channels: tuple[int, ...] = (32, 64, 128),
+    blocks: tuple[int, ...] = (1, 1, 1),
+    stem_width: int = 16,
+    num_classes: int = NUM_CLASSES,
 ) -> nn.Module:
     """The classifier to be explained: a small ResNet, ~0.3M parameters with the defaults."""
     return Normalised(SmallResNet(tuple(channels), tuple(blocks), stem_width, num_classes))
@@ -78,7 +85,14 @@ def fashion_convnext(
     num_classes: int = NUM_CLASSES,
 ) -> nn.Module:
     """The judge: a small timm ``ConvNeXt`` (patchify stem, 7×7 depthwise blocks, LayerNorm), ~0.47M parameters."""
-    convnext = ConvNeXt(in_chans=3, num_classes=num_classes, depths=tuple(depths), dims=tuple(dims), kernel_sizes=kernel_size, patch_size=patch_size)
+    convnext = ConvNeXt(
+        in_chans=3,
+        num_classes=num_classes,
+        depths=tuple(depths),
+        dims=tuple(dims),
+        kernel_sizes=kernel_size,
+        patch_size=patch_size,
+    )
     return Normalised(convnext)
 
 
@@ -101,7 +115,8 @@ def load(weights_path: str | Path) -> nn.Module:
     """Rebuild an exported model from its safetensors file and JSON card; returned in eval mode."""
     card = json.loads(card_path(weights_path).read_text())
     model = build(card["architecture"], card["architecture_args"])
-    load_weights(model, read_state_dict(weights_path), weights_path, f"demo model {card['architecture']!r}")
+    what = f"demo model {card['architecture']!r}"
+    load_strict(model, read_tensors(weights_path, what), weights_path, what)
     return model.eval()
 
 

@@ -1,4 +1,4 @@
-"""``MetricsConfig`` (the ``metrics`` config group) and ``build_suite``: which metrics a run or ``ldce evaluate`` computes.
+"""``MetricsConfig`` (the ``metrics`` config group) and ``build_suite``: what a run or ``ldce evaluate`` computes.
 
 A metric whose network cannot be loaded is reported — named, with its config key and the reason —
 in ``MetricSuite.errors`` and the log; every other metric is still computed.
@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from torch import Tensor, nn
 from torchmetrics import Metric
 
+from ldce.classifiers.features import simsiam_resnet50
 from ldce.metrics.attributes import CD, MNAC, read_attribute_labels, read_correlations, train_correlations
 from ldce.metrics.cout import COUT
 from ldce.metrics.features import InceptionFeatures, feature_dimension
 from ldce.metrics.frechet import FID, SplitFID
 from ldce.metrics.lpips import LPIPS, LpipsNet
-from ldce.feature_extractors import simsiam_resnet50
 from ldce.metrics.networks import celebahq_oracle, vggface2_embedder
 from ldce.metrics.pairs import Closeness, CosineSimilarity, FlipRate
 from ldce.metrics.suite import Feed, MetricSuite, Outputs
@@ -138,7 +138,9 @@ def _fid_features(build: Build) -> None:
         return
     metric, key = f"fid_{config.fid_features_name}", build.prefix + "fid_features"
     if config.fid_features_name == "inception":
-        raise MetricUnavailable(metric, build.prefix + "fid_features_name", "'inception' names torch-fidelity's Inception only")
+        raise MetricUnavailable(
+            metric, build.prefix + "fid_features_name", "'inception' names torch-fidelity's Inception only"
+        )
     with loading(metric, key):
         _add_fid(build, config.fid_features_name, config.fid_features)
 
@@ -193,8 +195,16 @@ def _correlation_difference(build: Build) -> None:
 
 
 BUILDERS: tuple[Callable[[Build], None], ...] = (
-    _classifier_metrics, _closeness, _fid_features, _fid_inception, _lpips, _simsiam, _faces, _oracle, _correlation_difference,
-)  # fmt: skip
+    _classifier_metrics,
+    _closeness,
+    _fid_features,
+    _fid_inception,
+    _lpips,
+    _simsiam,
+    _faces,
+    _oracle,
+    _correlation_difference,
+)
 
 
 def build_suite(config: MetricsConfig | None, classifier: nn.Module | None, prefix: str = "metrics.") -> MetricSuite:

@@ -30,7 +30,9 @@ def reveal_ranks(original: Tensor, counterfactual: Tensor) -> Tensor:
     return ranks
 
 
-def class_probabilities(logits: Tensor, source: Tensor, target: Tensor, source_prediction: Tensor | None) -> tuple[Tensor, Tensor]:
+def class_probabilities(
+    logits: Tensor, source: Tensor, target: Tensor, source_prediction: Tensor | None
+) -> tuple[Tensor, Tensor]:
     """``(p_s, p_t)``, each ``(B,)``, from logits ``(B, K)`` or binary logits ``(B,)``.
 
     Multi-class: softmax at the source and at the target class. Binary: ``p_s = σ(±l)`` signed by
@@ -50,7 +52,9 @@ def trapezoid(values: Tensor, positions: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def cout_scores(classifier: nn.Module, original: Tensor, counterfactual: Tensor, source: Tensor, target: Tensor) -> Tensor:
+def cout_scores(
+    classifier: nn.Module, original: Tensor, counterfactual: Tensor, source: Tensor, target: Tensor
+) -> Tensor:
     """Per-pair ``COUT = AUC(p_t) − AUC(p_s)`` in [−1, 1], ``(B,)``.
 
     original, counterfactual: ``(B, 3, H, W)`` in [0, 1]; source, target: ``(B,)``. At point k the
@@ -89,4 +93,8 @@ class COUT(MeanOfPairs):
 
     def update(self, original: Tensor, counterfactual: Tensor, source: Tensor, target: Tensor) -> None:
         """original, counterfactual: ``(B, 3, H, W)`` in [0, 1]; source, target: ``(B,)`` class indices."""
-        self._add(cout_scores(self.classifier, original, counterfactual, source.to(original.device), target.to(original.device)))
+        self._add(
+            cout_scores(
+                self.classifier, original, counterfactual, source.to(original.device), target.to(original.device)
+            )
+        )

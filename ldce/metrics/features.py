@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from torch import Tensor, nn
+
+from ldce.images import to_uint8_tensor
 
 INCEPTION_FEATURES = 2048
 
@@ -29,7 +30,9 @@ class PenultimateFeatures(nn.Module):
         self.layer = layer or (linears[-1] if linears else None)
         modules = dict(model.named_modules())
         if self.layer not in modules:
-            raise ValueError(f"penultimate features: no layer {self.layer!r} in {type(model).__name__} (nn.Linear layers: {linears})")
+            raise ValueError(
+                f"penultimate features: no layer {self.layer!r} in {type(model).__name__} (nn.Linear layers: {linears})"
+            )
         target = modules[self.layer]
         if not hasattr(target, "in_features"):
             raise ValueError(f"penultimate features: layer {self.layer!r} ({type(target).__name__}) has no in_features")
@@ -67,17 +70,23 @@ class InceptionFeatures(nn.Module):
 
         if not _TORCH_FIDELITY_AVAILABLE:
             raise ModuleNotFoundError("Inception FID needs the torch-fidelity package (pip install torch-fidelity)")
-        self.net = NoTrainInceptionV3(name="inception-v3-compat", features_list=[str(INCEPTION_FEATURES)], feature_extractor_weights_path=weights_path)
+        self.net = NoTrainInceptionV3(
+            name="inception-v3-compat",
+            features_list=[str(INCEPTION_FEATURES)],
+            feature_extractor_weights_path=weights_path,
+        )
 
     def forward(self, images: Tensor) -> Tensor:
         """images: ``(B, 3, H, W)`` in [0, 1]. Returns ``(B, 2048)`` float32."""
-        return self.net((images.clamp(0, 1) * 255).round().to(torch.uint8)).float()
+        return self.net(to_uint8_tensor(images)).float()
 
 
 def feature_dimension(extractor: nn.Module) -> int:
     """``extractor.num_features``; a clear error for a module that does not declare it."""
     dimension = getattr(extractor, "num_features", None)
     if not isinstance(dimension, int) or dimension < 1:
-        raise ValueError(f"{type(extractor).__name__} has no integer num_features: wrap the network in "
-                         "ldce.metrics.features.PenultimateFeatures or give the module a num_features attribute")  # fmt: skip
+        raise ValueError(
+            f"{type(extractor).__name__} has no integer num_features: wrap the network in "
+            "ldce.metrics.features.PenultimateFeatures or give the module a num_features attribute"
+        )
     return dimension

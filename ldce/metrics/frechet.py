@@ -55,7 +55,9 @@ class FID(Metric):
         super().__init__()
         for side in ("real", "fake"):
             self.add_state(f"{side}_sum", torch.zeros(num_features, dtype=torch.float64), dist_reduce_fx="sum")
-            self.add_state(f"{side}_outer", torch.zeros(num_features, num_features, dtype=torch.float64), dist_reduce_fx="sum")
+            self.add_state(
+                f"{side}_outer", torch.zeros(num_features, num_features, dtype=torch.float64), dist_reduce_fx="sum"
+            )
         self.add_state("count", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
 
     def update(self, original: Tensor, counterfactual: Tensor) -> None:
@@ -82,7 +84,9 @@ def key_hash(keys: Sequence[str]) -> Tensor:
     rows = []
     for key in keys:
         value = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") >> (64 - HASH_CHUNKS * HASH_BITS)
-        rows.append([(value >> (HASH_BITS * (HASH_CHUNKS - 1 - i))) & ((1 << HASH_BITS) - 1) for i in range(HASH_CHUNKS)])
+        rows.append(
+            [(value >> (HASH_BITS * (HASH_CHUNKS - 1 - i))) & ((1 << HASH_BITS) - 1) for i in range(HASH_CHUNKS)]
+        )
     return torch.tensor(rows, dtype=torch.float32).reshape(len(keys), HASH_CHUNKS)
 
 
@@ -123,7 +127,12 @@ class SplitFID(Metric):
     def update(self, original: Tensor, counterfactual: Tensor, classes: Tensor, keys: Sequence[str]) -> None:
         """original, counterfactual: features ``(B, D)``; classes: ``(B,)``; keys: B sample keys."""
         device = original.device
-        parts = [classes.float().to(device)[:, None], key_hash(keys).to(device), original.detach().float().flatten(1), counterfactual.detach().float().flatten(1)]
+        parts = [
+            classes.float().to(device)[:, None],
+            key_hash(keys).to(device),
+            original.detach().float().flatten(1),
+            counterfactual.detach().float().flatten(1),
+        ]
         self.rows.append(torch.cat(parts, 1).flatten())
 
     def compute(self) -> Tensor:

@@ -13,8 +13,7 @@ from typing import Literal
 from torch import Tensor
 from torchmetrics.functional.image.lpips import _NoTrainLpips
 
-from ldce.classifiers import load_weights
-from ldce.metrics.networks import read_tensors
+from ldce.checkpoints import load_strict, read_tensors
 from ldce.metrics.pairs import MeanOfPairs
 
 LpipsNet = Literal["alex", "vgg", "squeeze"]
@@ -27,9 +26,10 @@ def lpips_network(backbone_weights: str, net: LpipsNet = "alex") -> _NoTrainLpip
     file's ``features.<i>`` tensors.
     """
     network = _NoTrainLpips(pretrained=True, net=net, pnet_rand=True)
-    tensors = read_tensors(backbone_weights)
+    what = f"the LPIPS {net} backbone (torchvision features.*)"
+    tensors = read_tensors(backbone_weights, what)
     state = {name: tensors[_file_name(name)] for name in network.net.state_dict() if _file_name(name) in tensors}
-    load_weights(network.net, state, backbone_weights, f"the LPIPS {net} backbone (torchvision features.*)")
+    load_strict(network.net, state, backbone_weights, what)
     return network.eval().requires_grad_(False)
 
 

@@ -23,49 +23,18 @@ first block and the stem's max-pool rounds up; :func:`caffe_resnet50` builds it 
 
 from __future__ import annotations
 
-import importlib.util
-import pickle
 import re
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 import torchvision
 from torch import Tensor, nn
 
-from ldce.classifiers import ClassifierWrapper, load_weights, read_state_dict
+from ldce.checkpoints import load_strict, read_tensors
+from ldce.classifiers import ClassifierWrapper, Preprocessing
 
 VGGFACE2_MEAN_BGR = (91.4953, 103.8827, 131.0912)
 FACE_SIZE = 224
-# What a pickle of numpy arrays may reference (``_codecs.encode``: bytes in protocol-2 pickles written by Python 3).
-NUMPY_GLOBALS = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"), ("numpy", "ndarray"),
-                 ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-                 ("collections", "OrderedDict"), ("_codecs", "encode")}  # fmt: skip
-
-
-class _ArrayUnpickler(pickle.Unpickler):
-    """Unpickles numpy arrays and dicts only: any other global in the file is refused."""
-
-    def find_class(self, module: str, name: str) -> object:
-        if (module, name) not in NUMPY_GLOBALS:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name}: only numpy arrays are expected")
-        if module.startswith("numpy.core") and importlib.util.find_spec("numpy._core") is not None:
-            module = module.replace("numpy.core", "numpy._core", 1)
-        return getattr(importlib.import_module(module), name)
-
-
-def read_tensors(path: str | Path, key: str | None = None) -> dict[str, Tensor]:
-    """A ``.pkl`` of numpy arrays, or a safetensors / torch state dict (nested under ``key`` if given)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    if path.suffix != ".pkl":
-        return read_state_dict(path, key)
-    with path.open("rb") as handle:
-        arrays = _ArrayUnpickler(handle, encoding="latin1").load()
-    if not isinstance(arrays, dict):
-        raise ValueError(f"{path}: expected a pickled dict of numpy arrays, found {type(arrays).__name__}")
-    return {name: torch.as_tensor(value) for name, value in arrays.items()}
 
 
 def caffe_resnet50(num_classes: int) -> torchvision.models.ResNet:
@@ -78,7 +47,8 @@ def caffe_resnet50(num_classes: int) -> torchvision.models.ResNet:
 
 
 class FaceInput(nn.Module):
-    """[0, 1] RGB ``(B, 3, H, W)`` → ``resnet50_ft`` input ``(B, 3, h, w)``: shorter side 224, BGR, ``255·x − mean_BGR``.
+    """[0, 1] RGB ``(B, 3, H, W)`` → ``resnet50_ft`` input ``(B, 3, h, w)``: shorter side 224, BGR,
+    ``255·x − mean_BGR``.
 
     The resize is bilinear with antialiasing, as the PIL ``Resize(224)`` of VGGFace2's evaluation.
     """
@@ -90,7 +60,11 @@ class FaceInput(nn.Module):
     def forward(self, images: Tensor) -> Tensor:
         height, width = images.shape[-2:]
         short = min(height, width)
-        size = (FACE_SIZE, int(FACE_SIZE * width / height)) if height == short else (int(FACE_SIZE * height / width), FACE_SIZE)
+        size = (
+            (FACE_SIZE, int(FACE_SIZE * width / height))
+            if height == short
+            else (int(FACE_SIZE * height / width), FACE_SIZE)
+        )
         images = F.interpolate(images, size=size, mode="bilinear", align_corners=False, antialias=True)
         return images.flip(1) * 255 - self.mean.to(images.dtype)
 
@@ -98,13 +72,19 @@ class FaceInput(nn.Module):
 def vggface2_embedder(weights_path: str) -> ClassifierWrapper:
     """Face embeddings ``(B, 2048)`` (pooled ``resnet50_ft`` features) of [0, 1] RGB images ``(B, 3, H, W)``."""
     net = caffe_resnet50(num_classes=8631)
-    load_weights(net, read_tensors(weights_path), weights_path, "VGGFace2 resnet50_ft (torchvision ResNet naming)")
+    what = "VGGFace2 resnet50_ft (torchvision ResNet naming)"
+    load_strict(net, read_tensors(weights_path, what), weights_path, what)
     net.fc = nn.Identity()
     return ClassifierWrapper(nn.Sequential(FaceInput(), net))
 
 
 DAG_LAYER = re.compile(r"conv(\d)_(\d+)_(1x1_reduce|3x3|1x1_increase|1x1_proj)(_bn)?\.(\w+)$")
-DAG_PART = {"1x1_reduce": ("conv1", "bn1"), "3x3": ("conv2", "bn2"), "1x1_increase": ("conv3", "bn3"), "1x1_proj": ("downsample.0", "downsample.1")}
+DAG_PART = {
+    "1x1_reduce": ("conv1", "bn1"),
+    "3x3": ("conv2", "bn2"),
+    "1x1_increase": ("conv3", "bn3"),
+    "1x1_proj": ("downsample.0", "downsample.1"),
+}
 
 
 def dag_to_torchvision(name: str) -> str:
@@ -125,7 +105,10 @@ def dag_to_torchvision(name: str) -> str:
 def celebahq_oracle(weights_path: str) -> ClassifierWrapper:
     """The 40-attribute oracle: logits ``(B, 40)`` of [0, 1] RGB images (``(x − ½)/½``, bicubic to 224)."""
     net = caffe_resnet50(num_classes=40)
-    state = {dag_to_torchvision(name): value for name, value in read_tensors(weights_path, "model_state_dict").items()}
-    load_weights(net, state, weights_path, "the STEEX/ACE CelebA-HQ attribute oracle (OracleResnet)")
-    return ClassifierWrapper(net, resize=FACE_SIZE, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), interpolation="bicubic")
-
+    what = "the STEEX/ACE CelebA-HQ attribute oracle (OracleResnet)"
+    state = {
+        dag_to_torchvision(name): value for name, value in read_tensors(weights_path, what, "model_state_dict").items()
+    }
+    load_strict(net, state, weights_path, what)
+    preprocessing = Preprocessing(resize=FACE_SIZE, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), interpolation="bicubic")
+    return ClassifierWrapper(net, preprocessing)

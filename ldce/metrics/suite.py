@@ -26,17 +26,19 @@ class Pairs:
     source: Tensor
     target: Tensor
 
+    @staticmethod
+    def cat(parts: list[Pairs]) -> Pairs:
+        """The pairs of several batches, in order."""
+        tensors = [
+            torch.cat([getattr(p, name) for p in parts]) for name in ("original", "counterfactual", "source", "target")
+        ]
+        return Pairs([key for p in parts for key in p.keys], *tensors)
+
     def to(self, device: torch.device | str) -> Pairs:
-        return replace(self, **{name: getattr(self, name).to(device) for name in ("original", "counterfactual", "source", "target")})
-
-
-def quantise(images: Tensor) -> Tensor:
-    """``round(255·clamp(x, 0, 1)) / 255``: the values of the 8-bit PNG the writer saves (``visualize.to_uint8``).
-
-    The run's metrics see the images as they are saved, so that ``ldce evaluate`` on the PNGs
-    gets the same inputs, bit for bit.
-    """
-    return (images.float().clamp(0, 1) * 255).round() / 255
+        return replace(
+            self,
+            **{name: getattr(self, name).to(device) for name in ("original", "counterfactual", "source", "target")},
+        )
 
 
 class Outputs:
@@ -71,7 +73,9 @@ class MetricSuite(nn.Module):
     (no pairs; FID with fewer than 2).
     """
 
-    def __init__(self, models: dict[str, nn.Module], metrics: dict[str, tuple[Metric, Feed]], errors: dict[str, str]) -> None:
+    def __init__(
+        self, models: dict[str, nn.Module], metrics: dict[str, tuple[Metric, Feed]], errors: dict[str, str]
+    ) -> None:
         super().__init__()
         self.models = nn.ModuleDict(models)
         self.metrics = nn.ModuleDict({name: metric for name, (metric, _) in metrics.items()})

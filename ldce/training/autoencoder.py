@@ -34,7 +34,11 @@ def adamw_warmup_cosine(parameters: Iterable[nn.Parameter], lr: float, warmup_st
     ``lr · min(1, (k+1)/warmup) · ½(1 + cos(π·min(1, k/total)))`` at step ``k``."""
 
     def factor(step: int) -> float:
-        return min(1.0, (step + 1) / max(1, warmup_steps)) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, step / max(1, total_steps))))
+        return (
+            min(1.0, (step + 1) / max(1, warmup_steps))
+            * 0.5
+            * (1.0 + math.cos(math.pi * min(1.0, step / max(1, total_steps))))
+        )
 
     optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=0.0)
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": LambdaLR(optimizer, factor), "interval": "step"}}
@@ -53,16 +57,33 @@ class AutoencoderTraining(LightningModule):
     training images (posterior samples) estimate the scale factor at the end of training.
     """
 
-    def __init__(self, block_out_channels: tuple[int, ...] = (16, 32, 64), layers_per_block: int = 1, latent_channels: int = 4,
-                 norm_num_groups: int = 16, image_size: int = 32, kl_weight: float = 1e-6, lr: float = 1e-3,
-                 warmup_steps: int = 100, scale_images: int = 10000) -> None:
+    def __init__(
+        self,
+        block_out_channels: tuple[int, ...] = (16, 32, 64),
+        layers_per_block: int = 1,
+        latent_channels: int = 4,
+        norm_num_groups: int = 16,
+        image_size: int = 32,
+        kl_weight: float = 1e-6,
+        lr: float = 1e-3,
+        warmup_steps: int = 100,
+        scale_images: int = 10000,
+    ) -> None:
         super().__init__()
         self.save_hyperparameters()
         levels = len(block_out_channels)
-        self.vae = AutoencoderKL(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * levels,
-                                 up_block_types=("UpDecoderBlock2D",) * levels, block_out_channels=tuple(block_out_channels),
-                                 layers_per_block=layers_per_block, latent_channels=latent_channels,
-                                 norm_num_groups=norm_num_groups, sample_size=image_size, scaling_factor=1.0)
+        self.vae = AutoencoderKL(
+            in_channels=3,
+            out_channels=3,
+            down_block_types=("DownEncoderBlock2D",) * levels,
+            up_block_types=("UpDecoderBlock2D",) * levels,
+            block_out_channels=tuple(block_out_channels),
+            layers_per_block=layers_per_block,
+            latent_channels=latent_channels,
+            norm_num_groups=norm_num_groups,
+            sample_size=image_size,
+            scaling_factor=1.0,
+        )
 
     def reconstruct(self, images: Tensor, sample: bool) -> tuple[Tensor, Tensor]:
         """``(x̂ in [0, 1] unclamped (B, 3, H, W), KL per sample (B,))``; ``sample`` draws ``z ~ q``, else ``z = μ``."""
@@ -94,10 +115,14 @@ class AutoencoderTraining(LightningModule):
         self.log_dict({f"test/{k}": v for k, v in self.evaluation_metrics(batch[0]).items()})
 
     def configure_optimizers(self) -> dict:
-        return adamw_warmup_cosine(self.parameters(), self.hparams.lr, self.hparams.warmup_steps, int(self.trainer.estimated_stepping_batches))
+        return adamw_warmup_cosine(
+            self.parameters(), self.hparams.lr, self.hparams.warmup_steps, int(self.trainer.estimated_stepping_batches)
+        )
 
     @torch.no_grad()
-    def estimate_scale_factor(self, images: Tensor, generator: torch.Generator | None = None, chunk: int = 500) -> float:
+    def estimate_scale_factor(
+        self, images: Tensor, generator: torch.Generator | None = None, chunk: int = 500
+    ) -> float:
         """``s = 1 / std(z)`` over all elements of posterior samples ``z ~ q(z | x)`` of ``images (N, 3, H, W)``."""
         latents = [self.vae.encode(2 * part - 1).latent_dist.sample(generator) for part in images.split(chunk)]
         return 1.0 / torch.cat(latents).std().item()

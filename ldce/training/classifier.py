@@ -90,7 +90,9 @@ class ClassifierTraining(LightningModule):
             images = torch.where(mirror[:, None, None, None], images.flip(-1), images)
         if self.hparams.max_shift > 0:
             shift = self.hparams.max_shift
-            images = translate(images, torch.randint(-shift, shift + 1, (count, 2), generator=self.augment_generator).to(images.device))
+            images = translate(
+                images, torch.randint(-shift, shift + 1, (count, 2), generator=self.augment_generator).to(images.device)
+            )
         return images
 
     def _evaluate(self, batch: tuple[Tensor, Tensor], stage: str, smoothing: float = 0.0) -> Tensor:
@@ -121,10 +123,16 @@ class ClassifierTraining(LightningModule):
         """AdamW (no decay on 1-d parameters) with a one-cycle schedule over all training steps."""
         decay = [p for p in self.net.parameters() if p.ndim > 1]
         no_decay = [p for p in self.net.parameters() if p.ndim <= 1]
-        groups = [{"params": decay, "weight_decay": self.hparams.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        groups = [
+            {"params": decay, "weight_decay": self.hparams.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
         optimizer = torch.optim.AdamW(groups, lr=self.hparams.lr)
         schedule = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=self.hparams.lr, total_steps=self.trainer.estimated_stepping_batches, pct_start=self.hparams.warmup_fraction
+            optimizer,
+            max_lr=self.hparams.lr,
+            total_steps=self.trainer.estimated_stepping_batches,
+            pct_start=self.hparams.warmup_fraction,
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
@@ -137,7 +145,9 @@ class ClassifierTraining(LightningModule):
             "architecture_args": self.hparams.architecture_args or {},
             "class_path": f"ldce.demo.models.{self.hparams.architecture}",
             "parameters": sum(p.numel() for p in self.net.parameters()),
-            "hyperparameters": {k: v for k, v in self.hparams.items() if not k.startswith("_") and not k.startswith("architecture")},
+            "hyperparameters": {
+                k: v for k, v in self.hparams.items() if not k.startswith("_") and not k.startswith("architecture")
+            },
             "epochs": self.current_epoch,
             "val_accuracy": score.get("val/acc"),
             "test_accuracy": score.get("test/acc"),

@@ -31,9 +31,10 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from ldce.backbones import compvis
+from ldce.backbones import ldm_config
 from ldce.backbones.base import linear_alphas_cumprod
 from ldce.backbones.class_conditional import ClassConditionalLDM
+from ldce.datamodules.fashion_mnist import FashionMNISTDataModule
 from ldce.training.autoencoder import adamw_warmup_cosine
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ def ema_update(decay: float) -> Callable[[list[Tensor], list[Tensor], Tensor], N
     def update(averaged: list[Tensor], current: list[Tensor], num_averaged: Tensor) -> None:
         n = int(num_averaged)
         beta = min(decay, (1 + n) / (10 + n))
-        for ema, param in zip(averaged, current):
+        for ema, param in zip(averaged, current, strict=True):
             ema.lerp_(param, 1.0 - beta)
 
     return update
@@ -62,24 +63,51 @@ class LatentDiffusionTraining(LightningModule):
     (``attention_resolutions`` are downsampling factors of the latent).
     """
 
-    def __init__(self, autoencoder: str, num_classes: int = 10, model_channels: int = 64, channel_mult: tuple[int, ...] = (1, 1),
-                 num_res_blocks: int = 1, attention_resolutions: tuple[int, ...] = (1, 2), num_head_channels: int = 32,
-                 context_dim: int = 64, uncond_prob: float = 0.1, lr: float = 1e-3, warmup_steps: int = 200,
-                 ema_decay: float = 0.9995, linear_start: float = 0.0015, linear_end: float = 0.0195, timesteps: int = 1000,
-                 image_size: int = 32, encode_batch_size: int = 500) -> None:
+    def __init__(
+        self,
+        autoencoder: str,
+        num_classes: int = 10,
+        model_channels: int = 64,
+        channel_mult: tuple[int, ...] = (1, 1),
+        num_res_blocks: int = 1,
+        attention_resolutions: tuple[int, ...] = (1, 2),
+        num_head_channels: int = 32,
+        context_dim: int = 64,
+        uncond_prob: float = 0.1,
+        lr: float = 1e-3,
+        warmup_steps: int = 200,
+        ema_decay: float = 0.9995,
+        linear_start: float = 0.0015,
+        linear_end: float = 0.0195,
+        timesteps: int = 1000,
+        image_size: int = 32,
+        encode_batch_size: int = 500,
+    ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.first_stage = AutoencoderKL.from_pretrained(autoencoder, local_files_only=True).requires_grad_(False).eval()
+        self.first_stage = (
+            AutoencoderKL.from_pretrained(autoencoder, local_files_only=True).requires_grad_(False).eval()
+        )
         self.scale_factor = float(self.first_stage.config.scaling_factor)
         channels = self.first_stage.config.latent_channels
         latent_size = image_size // 2 ** (len(self.first_stage.config.block_out_channels) - 1)
-        unet_params = {"image_size": latent_size, "in_channels": channels, "out_channels": channels, "model_channels": model_channels,
-                       "attention_resolutions": list(attention_resolutions), "num_res_blocks": num_res_blocks,
-                       "channel_mult": list(channel_mult), "num_head_channels": num_head_channels,
-                       "use_spatial_transformer": True, "transformer_depth": 1, "context_dim": context_dim}
-        unet_config = compvis.unet_config_from_ldm({"unet_config": {"params": unet_params}}, type(self).__name__)
-        self.denoiser = nn.ModuleDict({"unet": UNet2DConditionModel(**unet_config),
-                                       "class_embedding": nn.Embedding(num_classes + 1, context_dim)})
+        unet_params = {
+            "image_size": latent_size,
+            "in_channels": channels,
+            "out_channels": channels,
+            "model_channels": model_channels,
+            "attention_resolutions": list(attention_resolutions),
+            "num_res_blocks": num_res_blocks,
+            "channel_mult": list(channel_mult),
+            "num_head_channels": num_head_channels,
+            "use_spatial_transformer": True,
+            "transformer_depth": 1,
+            "context_dim": context_dim,
+        }
+        unet_config = ldm_config.unet_config_from_ldm({"unet_config": {"params": unet_params}}, type(self).__name__)
+        self.denoiser = nn.ModuleDict(
+            {"unet": UNet2DConditionModel(**unet_config), "class_embedding": nn.Embedding(num_classes + 1, context_dim)}
+        )
         self.ema = AveragedModel(self.denoiser, multi_avg_fn=ema_update(ema_decay)).requires_grad_(False)
         self.register_buffer("alphas_cumprod", linear_alphas_cumprod(linear_start, linear_end, timesteps))
 
@@ -90,22 +118,24 @@ class LatentDiffusionTraining(LightningModule):
 
     @torch.no_grad()
     def encode(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        """Scaled posterior ``(s·μ, s·σ)`` of ``q(z | 2x − 1)``, each ``(B, C, h, w)``; images ``(B, 3, H, W)`` in [0, 1]."""
+        """Scaled posterior ``(s·μ, s·σ)`` of ``q(z | 2x − 1)``, each ``(B, C, h, w)``;
+        images ``(B, 3, H, W)`` in [0, 1]."""
         posterior = self.first_stage.encode(2 * images.to(self.device) - 1).latent_dist
         return self.scale_factor * posterior.mean, self.scale_factor * posterior.std
 
-    def encode_dataset(self, dataset: Dataset) -> TensorDataset:
-        """``(image, label)`` items → ``TensorDataset(s·μ, s·σ, labels)`` on the CPU."""
-        parts = [(*self.encode(images), targets) for images, targets in DataLoader(dataset, self.hparams.encode_batch_size)]
-        return TensorDataset(*(torch.cat([part[k].cpu() for part in parts]) for k in range(3)))
-
     def setup(self, stage: str) -> None:
         """Encode the datamodule's image sets once (without a datamodule, batches must already be latents)."""
-        data = self.trainer.datamodule
-        for name in ("train_set", "val_set"):
-            if data is not None and hasattr(data, name):
-                setattr(data, name, self.encode_dataset(getattr(data, name)))
-                log.info("encoded %s: %d latents of shape %s", name, len(getattr(data, name)), tuple(getattr(data, name)[0][0].shape))
+        if isinstance(self.trainer.datamodule, FashionMNISTDataModule):
+            self.trainer.datamodule.map_sets(self.encode_dataset)
+
+    def encode_dataset(self, dataset: Dataset) -> TensorDataset:
+        """``(image, label)`` items → ``TensorDataset(s·μ, s·σ, labels)`` on the CPU."""
+        parts = [
+            (*self.encode(images), targets) for images, targets in DataLoader(dataset, self.hparams.encode_batch_size)
+        ]
+        encoded = TensorDataset(*(torch.cat([part[k].cpu() for part in parts]) for k in range(3)))
+        log.info("encoded %d images to latents of shape %s", len(encoded), tuple(encoded[0][0].shape))
+        return encoded
 
     def drop_labels(self, labels: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Classifier-free dropout: each label becomes the null class with probability ``uncond_prob``."""
@@ -118,7 +148,9 @@ class LatentDiffusionTraining(LightningModule):
         cond = denoiser["class_embedding"](labels)[:, None, :]
         return denoiser["unet"](latents, timesteps, encoder_hidden_states=cond).sample
 
-    def loss(self, batch: LatentBatch, denoiser: nn.ModuleDict, dropout: bool, generator: torch.Generator | None = None) -> Tensor:
+    def loss(
+        self, batch: LatentBatch, denoiser: nn.ModuleDict, dropout: bool, generator: torch.Generator | None = None
+    ) -> Tensor:
         """``mean ‖ε − eps(√ā_t·z0 + √(1−ā_t)·ε, t, table[y])‖²`` with ``z0 = s·μ + s·σ·ξ`` (module docstring)."""
         mean, std, labels = batch
         shape, device = mean.shape, mean.device
@@ -144,13 +176,25 @@ class LatentDiffusionTraining(LightningModule):
         self.log("val/ema_loss", self.loss(batch, self.ema.module, dropout=False, generator=generator), prog_bar=True)
 
     def configure_optimizers(self) -> dict:
-        return adamw_warmup_cosine(self.denoiser.parameters(), self.hparams.lr, self.hparams.warmup_steps, int(self.trainer.estimated_stepping_batches))
+        return adamw_warmup_cosine(
+            self.denoiser.parameters(),
+            self.hparams.lr,
+            self.hparams.warmup_steps,
+            int(self.trainer.estimated_stepping_batches),
+        )
 
     def backbone(self) -> ClassConditionalLDM:
-        """A :class:`ClassConditionalLDM` (on the CPU) of copies of the EMA UNet, its class table and the first stage."""
+        """A :class:`ClassConditionalLDM` (on the CPU) of copies of the EMA UNet, its class table and the
+        first stage."""
         denoiser = copy.deepcopy(self.ema.module).cpu()
-        return ClassConditionalLDM(denoiser["unet"], copy.deepcopy(self.first_stage).cpu(), denoiser["class_embedding"],
-                                   self.alphas_cumprod.cpu(), self.scale_factor, self.hparams.image_size)
+        return ClassConditionalLDM(
+            denoiser["unet"],
+            copy.deepcopy(self.first_stage).cpu(),
+            denoiser["class_embedding"],
+            self.alphas_cumprod.cpu(),
+            self.scale_factor,
+            self.hparams.image_size,
+        )
 
     def export(self, path: str | os.PathLike) -> None:
         """``ClassConditionalLDM.save_pretrained(path)`` of the EMA weights (load with ``from_pretrained``)."""

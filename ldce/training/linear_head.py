@@ -21,8 +21,8 @@ from lightning.pytorch import LightningModule
 from safetensors.torch import save_file
 from torch import Tensor
 
-from ldce.classifiers import IMAGENET_MEAN, IMAGENET_STD, ClassifierWrapper
-from ldce.paper_classifiers import DINO_WIDTH, LinearHead, dino_vit_small8
+from ldce.classifiers import IMAGENET_MEAN, IMAGENET_STD, ClassifierWrapper, Preprocessing
+from ldce.classifiers.paper import DINO_WIDTH, LinearHead, dino_vit_small8
 
 
 class LinearHeadTraining(LightningModule):
@@ -36,12 +36,19 @@ class LinearHeadTraining(LightningModule):
         mean / std: input normalisation of the backbone (ImageNet's).
     """
 
-    def __init__(self, backbone_path: str, num_classes: PositiveInt = 102, lr: PositiveFloat = 0.001,
-                 momentum: NonNegativeFloat = 0.9, weight_decay: NonNegativeFloat = 0.0,
-                 mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD) -> None:
+    def __init__(
+        self,
+        backbone_path: str,
+        num_classes: PositiveInt = 102,
+        lr: PositiveFloat = 0.001,
+        momentum: NonNegativeFloat = 0.9,
+        weight_decay: NonNegativeFloat = 0.0,
+        mean: tuple[float, ...] = IMAGENET_MEAN,
+        std: tuple[float, ...] = IMAGENET_STD,
+    ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.backbone = ClassifierWrapper(dino_vit_small8(backbone_path), mean=mean, std=std)
+        self.backbone = ClassifierWrapper(dino_vit_small8(backbone_path), Preprocessing(mean=mean, std=std))
         self.head = LinearHead(DINO_WIDTH, num_classes)
 
     def forward(self, images: Tensor) -> Tensor:
@@ -66,8 +73,12 @@ class LinearHeadTraining(LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         """SGD on the head only, cosine-annealed to 0 over ``trainer.max_epochs``."""
-        optimizer = torch.optim.SGD(self.head.parameters(), lr=self.hparams.lr, momentum=self.hparams.momentum,
-                                    weight_decay=self.hparams.weight_decay)
+        optimizer = torch.optim.SGD(
+            self.head.parameters(),
+            lr=self.hparams.lr,
+            momentum=self.hparams.momentum,
+            weight_decay=self.hparams.weight_decay,
+        )
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, self.trainer.max_epochs or 1))
         return {"optimizer": optimizer, "lr_scheduler": schedule}
 

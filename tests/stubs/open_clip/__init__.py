@@ -21,8 +21,9 @@ class TinyClip(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.visual = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                                    nn.Linear(8, 16))
+        self.visual = nn.Sequential(
+            nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 16)
+        )
         self.token_embedding = nn.Embedding(128, 16)
 
     def encode_image(self, images: Tensor) -> Tensor:

@@ -1,0 +1,69 @@
+"""Speed and memory switches for a backbone; none changes a result beyond float round-off.
+
+- ``channels_last``: NHWC memory format for the convolutions (faster convs on recent GPUs);
+- ``attention``: ``sdpa`` (PyTorch's fused scaled-dot-product attention, diffusers' default) or
+  ``classic`` (explicit softmax(QKᵀ)V, for comparison);
+- ``gradient_checkpointing``: recompute activations in the backward pass of the noise model (and
+  of a KL decoder) instead of storing them: less memory for large batches, more compute;
+- ``compile``: ``torch.compile`` of the noise model and of the first stage's decoder, with static
+  shapes: each new batch or latent size compiles anew (with dynamic shapes, inductor in torch 2.14
+  failed on the second model size seen in one process: "cannot determine truth value of Relational").
+
+Mixed precision is not here: it follows the Lightning trainer's ``precision`` (autocast), and the
+sampler keeps the guidance arithmetic in float32.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from diffusers import ModelMixin
+from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
+
+from ldce.backbones.base import Backbone
+
+log = logging.getLogger(__name__)
+
+Attention = Literal["sdpa", "classic"]
+
+
+@dataclass(frozen=True)
+class Speedups:
+    """Speed and memory switches of the backbone's networks; all off: the plain float32 eager computation.
+
+    Args:
+        channels_last: NHWC memory format for the convolutions (faster convs on recent GPUs).
+        attention: ``sdpa`` (PyTorch's fused scaled-dot-product attention, diffusers' default) or
+            ``classic`` (explicit softmax(QKᵀ)V, for comparison).
+        gradient_checkpointing: recompute the noise model's (and a KL decoder's) activations in the
+            backward pass instead of storing them: less memory for large batches, more compute.
+        compile: ``torch.compile`` the noise model and the decoder (static shapes; each new batch
+            or latent size compiles anew).
+    """
+
+    channels_last: bool = False
+    attention: Attention = "sdpa"
+    gradient_checkpointing: bool = False
+    compile: bool = False
+
+
+def apply_speedups(backbone: Backbone, speedups: Speedups) -> Backbone:
+    """Apply ``speedups`` to the networks ``backbone.networks()`` declares, in place (and return it)."""
+    networks = backbone.networks()
+    if speedups.channels_last:
+        backbone.to(memory_format=torch.channels_last)
+    if isinstance(networks.noise_model, ModelMixin) and hasattr(networks.noise_model, "set_attn_processor"):
+        networks.noise_model.set_attn_processor(AttnProcessor2_0() if speedups.attention == "sdpa" else AttnProcessor())
+    if speedups.gradient_checkpointing:
+        for module in (networks.noise_model, networks.first_stage):
+            if isinstance(module, ModelMixin) and module._supports_gradient_checkpointing:
+                module.enable_gradient_checkpointing()
+            else:
+                log.info("%s does not support gradient checkpointing; left as is", type(module).__name__)
+    if speedups.compile:
+        networks.noise_model.compile(dynamic=False)
+        networks.decoder.compile(dynamic=False)
+    return backbone

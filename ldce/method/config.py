@@ -1,0 +1,58 @@
+"""The hyperparameters of LDCE, named as in the original project's commands, declared once.
+
+Each field's type is its rule: LightningCLI rejects a bad value at parse time naming the field, and
+``LDCEConfig(...)`` raises the same ``ValueError`` for Python callers (``ldce.checks``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from jsonargparse.typing import ClosedUnitInterval, NonNegativeFloat, PositiveInt, restricted_number_type
+
+from ldce.checks import check_fields
+from ldce.method.consensus import ConeProjection
+
+Guidance = Literal["projected", "unprojected", "free"]
+Degrees = restricted_number_type("Degrees", float, [(">", 0), ("<=", 180)], join="and")
+
+
+@dataclass(frozen=True)
+class LDCEConfig:
+    """Everything that decides what a counterfactual looks like (the original's option names).
+
+    Args:
+        strength: share of the DDIM grid to noise to, ``n = ⌊strength · ddim_steps⌋``, in [0, 1].
+        ddim_steps: ``S``, points of the uniform DDIM grid over the ``T`` training steps.
+        ddim_eta: ``η`` of DDIM (0: deterministic).
+        scale: weight of the guidance in ``ê = e_u + scale · (λc·s_c − λd·s_d)``.
+        classifier_lambda: ``λc`` (``sampler.classifier_lambda``), the classifier score's norm relative to ``|d|``.
+        dist_lambda: ``λd`` (``sampler.dist_lambda``), the distance score's norm relative to ``|d|``.
+        deg_cone_projection: ``θmax`` in degrees, in (0, 180]: the consensus cone's half angle.
+        lp_custom: ``p`` of the distance term, 1 (L1) or 2 (squared L2).
+        guidance: ``projected`` (consensus guidance), ``unprojected`` (the raw classifier score,
+            no consensus: an ablation) or ``free`` (classifier-free guidance only, no classifier).
+        cone_projection_type: ``zero_binning``, ``binning`` or ``default`` (see ``ldce.method.consensus``).
+        consensus_chunk_size: side of the square block of latent pixels compared as one vector.
+        enforce_same_norms: rescale both scores to ``λ · |d|`` per sample.
+        batched_vjp: compute the gradients of all guidance terms in one batched backward pass
+            (``vmap`` over the vector–Jacobian product) instead of one each; changes no result, only speed.
+    """
+
+    strength: ClosedUnitInterval = 0.382
+    ddim_steps: PositiveInt = 500
+    ddim_eta: NonNegativeFloat = 0.0
+    scale: NonNegativeFloat = 3.0
+    classifier_lambda: NonNegativeFloat = 2.3
+    dist_lambda: NonNegativeFloat = 0.3
+    deg_cone_projection: Degrees = 45.0
+    lp_custom: Literal[1, 2] = 1
+    guidance: Guidance = "projected"
+    cone_projection_type: ConeProjection = "zero_binning"
+    consensus_chunk_size: PositiveInt = 1
+    enforce_same_norms: bool = True
+    batched_vjp: bool = False
+
+    def __post_init__(self) -> None:
+        check_fields(self)

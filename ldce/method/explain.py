@@ -1,0 +1,263 @@
+"""One call from images to counterfactual explanations: ``explain(images, targets, backbone, classifier, …)``.
+
+1. per sample, a generator seeded by ``(seed, key)``: posterior noise, start noise ``ξ``, DDIM noise
+2. ``z0 = s·E(2x − 1)``, ``z = √a_n·z0 + √(1 − a_n)·ξ`` with ``n = ⌊strength·S⌋``
+3. the DDIM loop ``i = n−1 … 0`` over the guided noise model of the config's terms (+ ``extra_terms``)
+4. ``x_cf = clamp((D(z/s) + 1)/2, 0, 1)`` and the classifier's facts on ``x`` and ``x_cf``
+
+With ``micro_batch_size`` the inputs are computed in groups of exactly that many (the last group
+padded with copies of its last input): CPU kernels are not batch-invariant, so only then is a
+counterfactual bitwise the same whatever batch it arrives in (otherwise it differs by round-off, ~1e-5).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+
+import torch
+from torch import Tensor, nn
+
+from ldce.backbones.base import Backbone
+from ldce.classifiers.logits import confidence, predict, target_probability
+from ldce.method.config import LDCEConfig
+from ldce.method.guided import GuidedNoiseModel, StepRecord, ldce_terms
+from ldce.method.sampler import StepCallback, StepHook, sample
+from ldce.method.schedule import ddim_grid, noise_level, start_index
+from ldce.method.terms import GuidanceTerm, Task
+
+
+def first_rows(value: Tensor | None, n: int) -> Tensor | None:
+    """``value[:n]``, or ``None`` for an absent per-sample tensor."""
+    return None if value is None else value[:n]
+
+
+def _cat(values: list[Tensor | None]) -> Tensor | None:
+    return None if values[0] is None else torch.cat(values)
+
+
+class PerSample:
+    """A dataclass of per-sample tensors (batch first, ``None`` where absent): slicing and concatenation."""
+
+    def head(self, n: int):
+        """The first ``n`` samples."""
+        return type(self)(**{f.name: _rows(getattr(self, f.name), n) for f in fields(self)})
+
+    @classmethod
+    def cat(cls, parts: Sequence):
+        """Samples of several results, in order."""
+        return cls(**{f.name: _joined([getattr(p, f.name) for p in parts]) for f in fields(cls)})
+
+    def cpu(self):
+        """A copy on the CPU with floating-point tensors as float32 (e.g. after bf16 autocast)."""
+        return type(self)(**{f.name: _on_cpu(getattr(self, f.name)) for f in fields(self)})
+
+
+def _rows(value, n: int):
+    return value.head(n) if isinstance(value, PerSample) else first_rows(value, n)
+
+
+def _on_cpu(value):
+    if isinstance(value, PerSample):
+        return value.cpu()
+    if value is None:
+        return None
+    return (value.float() if value.is_floating_point() else value).cpu()
+
+
+def _joined(values: list):
+    return type(values[0]).cat(values) if isinstance(values[0], PerSample) else _cat(values)
+
+
+@dataclass(frozen=True)
+class StepTrace(PerSample):
+    """Per sample and guided step, in denoising order (``n`` steps, ``B`` samples).
+
+    target_probability: ``p_f(y_t | x̂0)`` ``(B, n)`` (``None`` without a classifier term);
+    clean_images: ``clamp(x̂0, 0, 1)`` ``(B, n, 3, H, W)`` and consensus_masks: bool ``(B, n, h, w)``,
+    kept only with ``record_steps`` (and masks only with a consensus term).
+    """
+
+    target_probability: Tensor | None
+    clean_images: Tensor | None
+    consensus_masks: Tensor | None
+
+
+@dataclass(frozen=True)
+class Counterfactuals(PerSample):
+    """Counterfactual images and their per-sample facts (``B`` samples).
+
+    images: ``x_cf = clamp((D(z/s) + 1)/2, 0, 1)``, ``(B, 3, H, W)``; latents: final ``z`` ``(B, C, h, w)``;
+    source_prediction / source_confidence: the classifier on the originals, ``(B,)``;
+    prediction / confidence: the classifier on the counterfactuals, ``(B,)``;
+    target_confidence: probability of the target on the counterfactuals, ``(B,)``;
+    l1 / l2: ``||x − x_cf||_1`` and ``||x − x_cf||_2`` per image, ``(B,)``;
+    consensus: share of steps each latent pixel was in consensus, ``(B, h, w)`` (consensus terms only);
+    trace: what each step saw (:class:`StepTrace`).
+    """
+
+    images: Tensor
+    latents: Tensor
+    source_prediction: Tensor
+    source_confidence: Tensor
+    prediction: Tensor
+    confidence: Tensor
+    target_confidence: Tensor
+    l1: Tensor
+    l2: Tensor
+    consensus: Tensor | None
+    trace: StepTrace
+
+
+class _Recorder:
+    """Collects one group's step records as ``(B, n, …)`` stacks; images and masks only when asked."""
+
+    def __init__(self, keep_steps: bool, callback: StepCallback | None) -> None:
+        self.keep_steps, self.callback = keep_steps, callback
+        self.probabilities: list[Tensor] = []
+        self.images: list[Tensor] = []
+        self.masks: list[Tensor] = []
+
+    def __call__(self, record: StepRecord) -> None:
+        for kept, value in ((self.probabilities, record.target_probability), (self.masks, record.consensus_mask)):
+            if value is not None:
+                kept.append(value)
+        if self.keep_steps:
+            self.images.append(record.clean_image)
+        if self.callback is not None:
+            self.callback(record)
+
+    def consensus_share(self) -> Tensor | None:
+        """Share of steps each latent pixel passed the consensus test, ``(B, h, w)`` float32."""
+        if not self.masks:
+            return None
+        total = torch.zeros(self.masks[0].shape, device=self.masks[0].device)
+        for mask in self.masks:
+            total += mask
+        return total / len(self.masks)
+
+    def trace(self) -> StepTrace:
+        masks = self.masks if self.keep_steps else []
+        return StepTrace(_per_sample(self.probabilities), _per_sample(self.images), _per_sample(masks))
+
+
+def _per_sample(steps: list[Tensor]) -> Tensor | None:
+    """Step-major values ``n × (B, …)`` as ``(B, n, …)``, or ``None`` for none."""
+    return torch.stack(steps, 1) if steps else None
+
+
+def sample_seed(seed: int, key: str) -> int:
+    """A 63-bit seed for one sample from the run's seed and the sample's key."""
+    digest = hashlib.sha256(f"{seed}\x00{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def draw_noise(generators: Sequence[torch.Generator], shape: Sequence[int], device: torch.device) -> Tensor:
+    """One standard normal ``(*shape)`` per sample, each from its own CPU generator: ``(B, *shape)``."""
+    return torch.stack([torch.randn(tuple(shape), generator=g) for g in generators]).to(device)
+
+
+@torch.no_grad()
+def _facts(classifier: nn.Module, images: Tensor, counterfactuals: Tensor, targets: Tensor) -> dict[str, Tensor]:
+    before, after = classifier(images), classifier(counterfactuals)
+    diff = (counterfactuals - images).flatten(1)
+    return {
+        "source_prediction": predict(before),
+        "source_confidence": confidence(before),
+        "prediction": predict(after),
+        "confidence": confidence(after),
+        "target_confidence": target_probability(after, targets),
+        "l1": diff.abs().sum(1),
+        "l2": diff.square().sum(1).sqrt(),
+    }
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What every group of one ``explain`` call shares."""
+
+    backbone: Backbone
+    classifier: nn.Module
+    config: LDCEConfig
+    terms: list[GuidanceTerm]
+    seed: int
+    record_steps: bool
+    callback: StepCallback | None
+
+
+def _explain_group(
+    run: _Run, images: Tensor, targets: Tensor, keys: list[str], noise: Tensor | None
+) -> Counterfactuals:
+    """Steps 1–4 of the module docstring for one group of ``B`` inputs."""
+    backbone, config = run.backbone, run.config
+    generators = [torch.Generator().manual_seed(sample_seed(run.seed, k)) for k in keys]
+    with torch.no_grad():
+        latent_shape = backbone.encode(images[:1]).shape[1:]
+        z0 = backbone.encode(images, draw_noise(generators, latent_shape, images.device))
+        cond, null = backbone.conditioning(targets)
+    grid = ddim_grid(backbone.alphas_cumprod, config.ddim_steps, config.ddim_eta).to(z0.device)
+    start = start_index(config.strength, config.ddim_steps)
+    z = z0
+    if start > 0:
+        sqrt_alpha, sqrt_one_minus_alpha = noise_level(grid, start)
+        xi = draw_noise(generators, latent_shape, z0.device) if noise is None else noise.to(z0.device)
+        z = sqrt_alpha * z0 + sqrt_one_minus_alpha * xi
+    step_noise = None
+    if config.ddim_eta > 0 and start > 0:
+        step_noise = torch.stack([draw_noise(generators, latent_shape, z0.device) for _ in range(start)]).flip(0)
+    task = Task(images, targets, cond, null)
+    noise_model = GuidedNoiseModel(backbone, run.terms, config.scale, grid, task, config.batched_vjp)
+    recorder = _Recorder(run.record_steps, run.callback)
+    hooks: list[StepHook] = []
+    z = sample(noise_model, z, start, grid, step_noise, hooks, recorder)
+    with torch.no_grad():
+        counterfactuals = backbone.decode(z).clamp(0.0, 1.0)
+    facts = _facts(run.classifier, images, counterfactuals, targets)
+    return Counterfactuals(counterfactuals, z, consensus=recorder.consensus_share(), trace=recorder.trace(), **facts)
+
+
+def explain(
+    images: Tensor,
+    targets: Tensor,
+    backbone: Backbone,
+    classifier: nn.Module,
+    config: LDCEConfig | None = None,
+    seed: int = 0,
+    keys: Sequence[str] | None = None,
+    callback: StepCallback | None = None,
+    noise: Tensor | None = None,
+    micro_batch_size: int | None = None,
+    extra_terms: Sequence[GuidanceTerm] = (),
+    record_steps: bool = False,
+) -> Counterfactuals:
+    """Counterfactual explanations of ``classifier`` for ``images`` towards ``targets``.
+
+    images: ``(B, 3, H, W)`` in [0, 1] at ``backbone.image_size``; targets: int64 ``(B,)``.
+    Each sample's randomness (posterior sample, start noise ``ξ``, DDIM noise for ``η > 0``, in
+    that order) comes from a generator seeded by ``(seed, key)``; ``keys`` default to the batch
+    positions ``"0" … "B−1"``. ``noise`` ``(B, C, h, w)`` replaces the drawn start noise ``ξ``.
+    ``micro_batch_size``: compute in groups of exactly that many (batch invariance, see module
+    docstring). ``extra_terms`` are added to the config's guidance terms. ``record_steps`` keeps
+    every step's ``x̂0`` and consensus mask in ``trace``. ``callback`` sees every step's record
+    (of each group, padding included). Raises ``ValueError`` on mismatched lengths.
+    """
+    config = config or LDCEConfig()
+    keys = [str(i) for i in range(len(images))] if keys is None else list(keys)
+    if len(keys) != len(images) or len(targets) != len(images) or not keys:
+        raise ValueError(
+            f"need as many targets and keys as images (≥ 1); got {len(images)} images, "
+            f"{len(targets)} targets and {len(keys)} keys"
+        )
+    images, targets = images.to(backbone.device), targets.to(backbone.device)
+    terms = ldce_terms(config, classifier) + list(extra_terms)
+    run = _Run(backbone, classifier, config, terms, seed, record_steps, callback)
+    size = micro_batch_size or len(keys)
+    results = []
+    for begin in range(0, len(keys), size):
+        group = list(range(begin, min(begin + size, len(keys))))
+        padded = group + group[-1:] * (size - len(group))
+        group_noise = None if noise is None else noise[padded]
+        result = _explain_group(run, images[padded], targets[padded], [keys[i] for i in padded], group_noise)
+        results.append(result.head(len(group)))
+    return Counterfactuals.cat(results)

@@ -1,0 +1,145 @@
+"""The guided noise model: the backbone's noise prediction steered by guidance terms.
+
+As in k-diffusion, guidance is a wrapper around the model, not a branch in the sampler: a
+:class:`GuidedNoiseModel` is called like a noise model, ``(z, i) ↦ ê``, and the DDIM loop
+(``ldce.method.sampler``) never looks inside. Per step ``i`` (``t = τ_i``, ``a = a_i``):
+
+    1. e_c = eps(z, t, c)                                  no autograd graph
+    2. e_u = eps(z, t, u),  ẑ0 = (z − √(1−a)·e_u)/√a,  x̂0 = (D(ẑ0/s) + 1)/2
+                                                           one graph z ↦ x̂0, if any term needs a gradient
+    3. ∂L_k/∂x̂0 per term, carried back to z through the one graph (K vector–Jacobian products)
+    4. ê = e_u + scale · Σ_k score_k(d = e_c − e_u, ∂L_k/∂z, …)
+
+Under autocast (bf16/fp16) only the networks run in reduced precision: ``z``, the noise
+predictions, the losses' gradients and the guidance arithmetic are float32.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from ldce.backbones.base import Backbone
+from ldce.method.config import LDCEConfig
+from ldce.method.schedule import DDIMGrid
+from ldce.method.terms import (
+    ClassifierFreeGuidance,
+    ClassifierGuidance,
+    Consensus,
+    DistanceGuidance,
+    GuidanceTerm,
+    StepInputs,
+    Task,
+)
+from ldce.method.vjp import scaled_vjp
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """What one step saw, for progress displays, confidence curves and videos.
+
+    index: DDIM grid index ``i``; timestep: ``τ_i`` (0-dim int64); clean_image: ``clamp(x̂0, 0, 1)``
+    ``(B, 3, H, W)``; target_probability: ``(B,)`` (``None`` without a classifier term);
+    consensus_mask: bool ``(B, h, w)`` (``None`` without a consensus term).
+    """
+
+    index: int
+    timestep: Tensor
+    clean_image: Tensor
+    target_probability: Tensor | None
+    consensus_mask: Tensor | None
+
+
+@dataclass(frozen=True)
+class GuidedNoise:
+    """The guided noise ``ê`` ``(B, C, h, w)`` of one step and what the step saw."""
+
+    eps: Tensor
+    record: StepRecord
+
+
+def predicted_clean_latent(z: Tensor, eps: Tensor, alpha: Tensor) -> Tensor:
+    """``ẑ0 = (z − √(1 − a)·ε) / √a``; all ``(B, C, h, w)``, ``alpha`` a 0-dim tensor."""
+    return (z - torch.sqrt(1.0 - alpha) * eps) / alpha.sqrt()
+
+
+def ldce_terms(config: LDCEConfig, classifier: nn.Module | None) -> list[GuidanceTerm]:
+    """The terms of ``config.guidance``: ``projected`` / ``unprojected`` → classifier (with / without
+    consensus) and distance terms; ``free`` → classifier-free guidance only."""
+    if config.guidance == "free":
+        return [ClassifierFreeGuidance()]
+    if classifier is None:
+        raise ValueError(f"guidance {config.guidance!r} needs a classifier")
+    consensus = None
+    if config.guidance == "projected":
+        consensus = Consensus(config.deg_cone_projection, config.cone_projection_type, config.consensus_chunk_size)
+    return [
+        ClassifierGuidance(classifier, config.classifier_lambda, consensus, config.enforce_same_norms),
+        DistanceGuidance(config.lp_custom, config.dist_lambda, config.enforce_same_norms),
+    ]
+
+
+def _first(values: Sequence[Tensor | None]) -> Tensor | None:
+    return next((v for v in values if v is not None), None)
+
+
+class GuidedNoiseModel:
+    """``ê(z, i) = e_u + scale · Σ_k score_k`` over ``terms`` (see the module docstring).
+
+    Args:
+        backbone: the latent diffusion model.
+        terms: the guidance terms, summed in order.
+        scale: the guidance weight (``scale``).
+        grid: the DDIM grid, on the latents' device.
+        task: the batch's originals, targets and conditioning.
+        batched_vjp: one batched backward pass for all terms' gradients instead of one each.
+    """
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        terms: Sequence[GuidanceTerm],
+        scale: float,
+        grid: DDIMGrid,
+        task: Task,
+        batched_vjp: bool = False,
+    ) -> None:
+        if not terms:
+            raise ValueError("a guided noise model needs at least one guidance term")
+        self.backbone, self.terms, self.scale = backbone, list(terms), scale
+        self.grid, self.task, self.batched_vjp = grid, task, batched_vjp
+        self.needs_graph = any(term.needs_gradient for term in self.terms)
+
+    @torch.enable_grad()
+    def __call__(self, z: Tensor, index: int) -> GuidedNoise:
+        """z: ``(B, C, h, w)`` at grid index ``index``. Returns ``ê`` ``(B, C, h, w)`` and the step's record."""
+        alpha, timestep = self.grid.alphas[index], self.grid.timesteps[index]
+        t = timestep.expand(z.shape[0])
+        z = z.detach().requires_grad_(self.needs_graph)
+        with torch.no_grad():
+            e_c = self.backbone.eps(z, t, self.task.cond).float()
+        with torch.set_grad_enabled(self.needs_graph):
+            e_u = self.backbone.eps(z, t, self.task.null).float()
+            clean_latent = predicted_clean_latent(z, e_u, alpha)
+            image = self.backbone.decode(clean_latent)
+        probe = image.detach().float()
+        gradients = [term.image_gradient(probe, self.task) for term in self.terms if term.needs_gradient]
+        latent_gradients = iter(())
+        if gradients:
+            latent_gradients = iter(
+                scaled_vjp(image, z, torch.stack([g.gradient for g in gradients]), self.batched_vjp)
+            )
+        e_u = e_u.detach()
+        inputs = StepInputs(index, alpha, z.detach(), e_u, e_c - e_u, clean_latent.detach(), probe, self.task)
+        outputs = [term.score(inputs, next(latent_gradients) if term.needs_gradient else None) for term in self.terms]
+        eps = e_u + self.scale * functools.reduce(operator.add, [output.score for output in outputs])
+        probability = _first([g.target_probability for g in gradients])
+        record = StepRecord(
+            index, timestep, probe.clamp(0.0, 1.0), probability, _first([o.consensus_mask for o in outputs])
+        )
+        return GuidedNoise(eps, record)

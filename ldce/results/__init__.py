@@ -1,0 +1,1 @@
+"""The results folder: the record schema, atomic storage, the run manifest, pictures and ``ldce evaluate``."""

@@ -1,0 +1,77 @@
+"""Pictures of counterfactuals: panels (original | counterfactual | |difference| | consensus) and grids."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+from torch import Tensor
+from torch.nn import functional as F
+
+from ldce.images import read_image, to_uint8
+from ldce.results.record import Record
+
+
+def heat(values: Tensor) -> Tensor:
+    """``(H, W)`` in [0, 1] → ``(3, H, W)``: a dark-blue → yellow ramp, easy to read on any image."""
+    v = values.float().clamp(0, 1)
+    return torch.stack([v, 0.2 + 0.7 * v, 0.6 * (1 - v)])
+
+
+def consensus_map(consensus: Tensor, size: tuple[int, int]) -> Tensor:
+    """A latent-resolution map ``(h, w)`` in [0, 1], upsampled (nearest) to ``size`` and coloured: ``(3, H, W)``."""
+    return heat(F.interpolate(consensus[None, None].float(), size=size, mode="nearest")[0, 0])
+
+
+def panel(original: Tensor, counterfactual: Tensor, consensus: Tensor | None = None) -> np.ndarray:
+    """One row: original | counterfactual | |difference| (normalised) | consensus map (if given).
+
+    original, counterfactual: ``(3, H, W)`` in [0, 1]; consensus: ``(h, w)`` share of steps in
+    consensus, upsampled to ``(H, W)``. Returns ``(H, k·W, 3)`` uint8.
+    """
+    diff = (counterfactual - original).abs().sum(0)
+    tiles = [original, counterfactual, heat(diff / diff.max().clamp_min(1e-8))]
+    if consensus is not None:
+        tiles.append(consensus_map(consensus, tuple(original.shape[-2:])))
+    return np.concatenate([to_uint8(t) for t in tiles], axis=1)
+
+
+PANEL_TITLE = "original | counterfactual | |difference| | consensus"
+
+
+def grid(
+    rows: Sequence[np.ndarray],
+    captions: Sequence[str],
+    scale: int = 1,
+    caption_height: int = 14,
+    title: str = PANEL_TITLE,
+) -> Image.Image:
+    """Stack panels vertically under a title, each under its caption; ``scale`` enlarges (nearest)."""
+    width = max(r.shape[1] for r in rows) * scale
+    height = caption_height + sum(r.shape[0] * scale + caption_height for r in rows)
+    canvas = Image.new("RGB", (width, height), "white")
+    draw, y = ImageDraw.Draw(canvas), caption_height
+    draw.text((2, 1), title, fill="dimgray")
+    for row, caption in zip(rows, captions, strict=True):
+        draw.text((2, y + 1), caption, fill="black")
+        tile = Image.fromarray(row)
+        canvas.paste(tile.resize((tile.width * scale, tile.height * scale), Image.NEAREST), (0, y + caption_height))
+        y += row.shape[0] * scale + caption_height
+    return canvas
+
+
+def grid_picture(output_dir: Path, records: Sequence[Record], scale: int) -> Image.Image:
+    """original | counterfactual | |difference| | consensus per record (files in ``output_dir``),
+    captioned source → target."""
+    rows, captions = [], []
+    for r in records:
+        consensus = None if r.files.consensus is None else read_image(output_dir / r.files.consensus)[0]
+        rows.append(
+            panel(read_image(output_dir / r.files.original), read_image(output_dir / r.files.counterfactual), consensus)
+        )
+        source, target = r.source_name or r.source, r.target_name or r.target
+        captions.append(f"{source} -> {target}: p(target) {r.target_confidence:.2f}")
+    return grid(rows, captions, scale=scale)

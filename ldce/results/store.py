@@ -1,0 +1,122 @@
+"""The results folder: images and records written atomically, read back for resume and evaluation.
+
+Layout of ``<output_dir>``::
+
+    original/<key>.png, counterfactual/<key>.png   one pair per explained input
+    steps/<key>.gif                                  optional: x̂0 per step | consensus mask
+    records/<rank>-<id>.jsonl                        one part per batch and rank (a JSON line per input)
+    records.jsonl                                    all parts merged, newest record per key
+    summary.json, config.yaml
+
+Every file appears by ``rename`` of a finished temporary file, and a batch's record part is written
+after its images, so an input counts as done exactly when its record exists: a run killed at any
+moment leaves no half-written output that a restart would take for finished work.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from PIL import Image
+
+from ldce.results.record import Record
+
+
+def _file_mode() -> int:
+    """``0o666`` less the process umask: the mode ``open()`` would give a new file."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def file_stem(key: str) -> str:
+    """A file name for a sample key: path separators and other unsafe characters percent-quoted."""
+    return quote(key, safe="-_.,+=@")
+
+
+def atomic_write(path: Path, write: Any) -> None:
+    """Create ``path`` whole or not at all: ``write(file_object)`` goes to a temp file, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, _file_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_image(image: Image.Image, path: Path, **params: Any) -> None:
+    atomic_write(path, lambda handle: image.save(handle, format=path.suffix.lstrip(".").upper(), **params))
+
+
+def write_records(output_dir: Path, rank: int, records: list[Record]) -> None:
+    """One record part for a batch of one rank."""
+    if records:
+        _write_jsonl(output_dir / "records" / f"{rank}-{uuid.uuid4().hex}.jsonl", records)
+
+
+def iter_records(output_dir: Path) -> Iterator[Record]:
+    """Every record of every part, in no particular order."""
+    for part in sorted((output_dir / "records").glob("*.jsonl")):
+        for line in part.read_text().splitlines():
+            yield Record.from_json(line)
+
+
+def latest_records(records: Iterable[Record]) -> dict[str, Record]:
+    """The newest record per key (by ``written_at``)."""
+    latest: dict[str, Record] = {}
+    for record in records:
+        old = latest.get(record.key)
+        if old is None or record.written_at >= old.written_at:
+            latest[record.key] = record
+    return latest
+
+
+def has_files(output_dir: Path, record: Record, required: Sequence[str] | None = None) -> bool:
+    """Whether the ``required`` files of ``record`` (default: all it names) exist."""
+    paths = record.files.paths() if required is None else [getattr(record.files, name) for name in required]
+    return all(path is not None and (output_dir / path).is_file() for path in paths)
+
+
+def done_records(output_dir: Path, required: Sequence[str] | None = None) -> list[Record]:
+    """The newest record of every key whose status is done and whose ``required`` files (default: all
+    of its files) exist, sorted by key."""
+    latest = latest_records(iter_records(output_dir)).values()
+    return sorted((r for r in latest if r.done and has_files(output_dir, r, required)), key=lambda r: r.key)
+
+
+def done_keys(output_dir: Path) -> set[str]:
+    """Keys whose newest record says done and whose files all exist."""
+    return {record.key for record in done_records(output_dir)}
+
+
+def merge_records(output_dir: Path) -> list[Record]:
+    """Write ``records.jsonl``: the newest record per key, sorted by key. Returns those records."""
+    records = sorted(latest_records(iter_records(output_dir)).values(), key=lambda r: r.key)
+    _write_jsonl(output_dir / "records.jsonl", records)
+    return records
+
+
+def _write_jsonl(path: Path, records: list[Record]) -> None:
+    _write_text(path, "".join(r.to_json() + "\n" for r in records))
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    _write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def _write_text(path: Path, text: str) -> None:
+    data = text.encode()
+    atomic_write(path, lambda handle: handle.write(data))

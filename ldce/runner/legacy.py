@@ -1,0 +1,113 @@
+"""Reading ``ldce predict`` configs and flags of ldce 0.1 (deprecated; accepted until ldce 0.3).
+
+ldce 0.1 configs named the module by ``class_path`` and gave LDCE's hyperparameters and speed
+switches as flat arguments of the module; classifier loaders took the preprocessing fields flat;
+several classes lived at other paths. :func:`migrate_config` rewrites such a config into the current
+form and :func:`migrate_argv` does the same for command-line flags; each returns what it changed, so
+that the caller can warn once, naming every old key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from ldce.backbones.speedups import Speedups
+from ldce.classifiers.wrapper import Preprocessing
+from ldce.method.config import LDCEConfig
+
+MODULE_CLASSES = (
+    "ldce.module.CounterfactualModule",
+    "ldce.runner.CounterfactualModule",
+    "ldce.runner.module.CounterfactualModule",
+)
+GROUPS = {
+    **{f.name: "method" for f in dataclasses.fields(LDCEConfig)},
+    **{f.name: "speedups" for f in dataclasses.fields(Speedups)},
+}
+"""Flat module argument of ldce 0.1 → the argument group that holds it now."""
+PREPROCESSING_FIELDS = {f.name for f in dataclasses.fields(Preprocessing)}
+RENAMED = {
+    "ldce.backbones.pretrained.": "ldce.backbones.paper.",
+    "ldce.paper_classifiers.": "ldce.classifiers.paper.",
+    "ldce.zero_shot.": "ldce.classifiers.zero_shot.",
+    "ldce.feature_extractors.": "ldce.classifiers.features.",
+    "ldce.backbones.class_conditional.ClassConditionalLDM.tiny": "ldce.testing.models.tiny_class_conditional_ldm",
+}
+"""Old class-path prefix → new one."""
+LOADERS_WITH_PREPROCESSING = (
+    "timm_classifier",
+    "torchvision_classifier",
+    "module_classifier",
+    "steex_densenet",
+    "dino_linear_classifier",
+    "open_clip_zero_shot",
+)
+
+
+def _renamed(class_path: str) -> str:
+    for old, new in RENAMED.items():
+        if class_path.startswith(old):
+            return new + class_path[len(old) :]
+    return class_path
+
+
+def _migrate_classes(value: Any, changes: list[str], where: str) -> Any:
+    """Rename old class paths and group flat preprocessing fields, everywhere below ``value``."""
+    if isinstance(value, list):
+        return [_migrate_classes(item, changes, f"{where}[{i}]") for i, item in enumerate(value)]
+    if not isinstance(value, dict):
+        return value
+    value = {key: _migrate_classes(item, changes, f"{where}.{key}") for key, item in value.items()}
+    class_path = value.get("class_path")
+    if isinstance(class_path, str):
+        if _renamed(class_path) != class_path:
+            changes.append(f"{where}.class_path {class_path} (now {_renamed(class_path)})")
+            value["class_path"] = _renamed(class_path)
+        init_args = value.get("init_args")
+        if class_path.endswith(LOADERS_WITH_PREPROCESSING) and isinstance(init_args, dict):
+            flat = sorted(PREPROCESSING_FIELDS & set(init_args))
+            if flat:
+                changes += [f"{where}.init_args.{k} (now {where}.init_args.preprocessing.{k})" for k in flat]
+                group = {k: init_args.pop(k) for k in flat}
+                init_args["preprocessing"] = {**(init_args.get("preprocessing") or {}), **group}
+    return value
+
+
+def migrate_config(config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """An ``ldce predict`` config in the current form, and the old keys it had (empty: nothing changed)."""
+    changes: list[str] = []
+    model = config.get("model")
+    if isinstance(model, dict) and model.get("class_path") in MODULE_CLASSES:
+        changes.append(f"model.class_path {model['class_path']} (now implied)")
+        model = dict(model.get("init_args") or {})
+    if isinstance(model, dict):
+        for key in [k for k in model if k in GROUPS]:
+            changes.append(f"model.{key} (now model.{GROUPS[key]}.{key})")
+            model.setdefault(GROUPS[key], {})[key] = model.pop(key)
+        config = {**config, "model": model}
+    return _migrate_classes(config, changes, "config"), changes
+
+
+def _migrate_flag(name: str) -> str:
+    """``--model.init_args.X`` → ``--model.X``; ``--model.strength`` → ``--model.method.strength``."""
+    parts = name.removeprefix("--").split(".")
+    if parts[:2] == ["model", "init_args"]:
+        parts = ["model", *parts[2:]]
+    if len(parts) == 2 and parts[0] == "model" and parts[1] in GROUPS:
+        parts = ["model", GROUPS[parts[1]], parts[1]]
+    return "--" + ".".join(parts)
+
+
+def migrate_argv(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Command-line flags in the current form, and the old flags (empty: nothing changed)."""
+    migrated, changes = [], []
+    for arg in argv:
+        name, equals, value = arg.partition("=")
+        if name.startswith("--model."):
+            new = _migrate_flag(name)
+            if new != name:
+                changes.append(f"{name} (now {new})")
+            arg = new + equals + value
+        migrated.append(arg)
+    return migrated, changes

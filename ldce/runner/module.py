@@ -1,0 +1,143 @@
+"""``CounterfactualModule``: LDCE as a LightningModule whose ``predict_step`` explains a batch (``ldce predict``)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Literal
+
+import torch
+from jsonargparse.typing import PositiveInt
+from lightning.pytorch import LightningModule
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from ldce.backbones.base import Backbone
+from ldce.backbones.speedups import Speedups, apply_speedups
+from ldce.checks import validated
+from ldce.classifiers.names import read_class_names
+from ldce.datamodules.batch import Failure, InputBatch
+from ldce.method import Counterfactuals, LDCEConfig, explain
+from ldce.method.guided import StepRecord
+from ldce.method.schedule import start_index
+from ldce.method.terms import GuidanceTerm
+from ldce.runner.prediction import Prediction
+from ldce.targets import FromSample, TargetPolicy
+
+log = logging.getLogger(__name__)
+
+OnError = Literal["skip", "fail"]
+
+
+class CounterfactualModule(LightningModule):
+    """Latent diffusion counterfactual explanations of ``classifier`` with ``backbone``.
+
+    Args:
+        backbone: the latent diffusion model (``ldce.backbones``); frozen, always in eval mode.
+        classifier: the classifier to explain: [0, 1] RGB images → logits (``ldce.classifiers``).
+        method: LDCE's hyperparameters, named as in the original project.
+        seed: the run's seed; with each input's key it seeds that input's noise.
+        targets: the target policy (``ldce.targets``); default: the target stored with each sample.
+        class_names: class names by index, or a file of them, for records and pictures.
+        extra_terms: guidance terms added to the method's own (``ldce.method.terms``).
+        record_steps: keep every step's predicted clean image and consensus mask (for step videos).
+        step_progress: show a progress bar over the denoising steps of each batch.
+        on_error: ``skip`` reports an unusable input (corrupt image, no label, target out of range)
+            and goes on; ``fail`` stops the run.
+        micro_batch_size: compute the inputs in groups of exactly this many (the last padded): a
+            counterfactual is then bitwise the same whatever the batch size and number of processes.
+        speedups: the backbone's speed and memory switches; none changes a result beyond round-off.
+    """
+
+    @validated
+    def __init__(
+        self,
+        backbone: Backbone,
+        classifier: nn.Module,
+        method: LDCEConfig = LDCEConfig(),
+        seed: int = 0,
+        targets: TargetPolicy | None = None,
+        class_names: list[str] | str | None = None,
+        extra_terms: Sequence[GuidanceTerm] = (),
+        record_steps: bool = False,
+        step_progress: bool = True,
+        on_error: OnError = "skip",
+        micro_batch_size: PositiveInt | None = None,
+        speedups: Speedups = Speedups(),
+    ) -> None:
+        super().__init__()
+        self.backbone = apply_speedups(backbone.eval().requires_grad_(False), speedups)
+        self.classifier = classifier.eval().requires_grad_(False)
+        self.method, self.seed = method, seed
+        self.targets = targets or FromSample()
+        self.class_names = read_class_names(class_names)
+        self.extra_terms = list(extra_terms)
+        self.record_steps, self.step_progress = record_steps, step_progress
+        self.on_error, self.micro_batch_size = on_error, micro_batch_size
+
+    def transfer_batch_to_device(self, batch: InputBatch, device: torch.device, dataloader_idx: int) -> InputBatch:
+        """Only the images go to the accelerator; labels, targets and keys are used on the CPU."""
+        return replace(batch, images=batch.images.to(device))
+
+    def predict_step(self, batch: InputBatch, batch_idx: int = 0) -> Prediction:
+        """Explain the usable inputs of ``batch``; pass its failures and skipped keys through."""
+        failures = list(batch.failures)
+        targets = self._targets(batch, failures) if batch.keys else torch.zeros(0, dtype=torch.int64)
+        if failures and self.on_error == "fail":
+            raise RuntimeError(f"unusable inputs (on_error=fail): {failures[0].key}: {failures[0].reason}")
+        keep = (targets >= 0).nonzero().squeeze(1).tolist()
+        result = self._explain(batch.images[keep], targets[keep], [batch.keys[i] for i in keep]) if keep else None
+        return Prediction(
+            keys=[batch.keys[i] for i in keep],
+            meta=[batch.meta[i] for i in keep],
+            labels=batch.labels[keep].cpu(),
+            targets=targets[keep],
+            originals=batch.images[keep].float().cpu(),
+            result=None if result is None else result.cpu(),
+            class_names=self.class_names,
+            seed=self.seed,
+            failures=failures,
+            skipped=list(batch.skipped),
+        )
+
+    def _explain(self, images: Tensor, targets: Tensor, keys: list[str]) -> Counterfactuals:
+        size = self.micro_batch_size or len(keys)
+        steps = -(-len(keys) // size) * start_index(self.method.strength, self.method.ddim_steps)
+        show = self.step_progress and steps > 0 and (self._trainer is None or self.trainer.is_global_zero)
+        with tqdm(total=steps, desc=f"denoising {len(keys)} inputs", leave=False, position=1, disable=not show) as bar:
+            return explain(
+                images,
+                targets,
+                self.backbone,
+                self.classifier,
+                self.method,
+                self.seed,
+                keys,
+                callback=_advance(bar),
+                micro_batch_size=self.micro_batch_size,
+                extra_terms=self.extra_terms,
+                record_steps=self.record_steps,
+            )
+
+    def _targets(self, batch: InputBatch, failures: list[Failure]) -> Tensor:
+        """The policy's targets ``(B,)``, −1 where there is none or it is out of range (then failed)."""
+        with torch.no_grad():
+            logits = self.classifier(batch.images).cpu()
+        targets = self.targets(batch.keys, batch.labels.cpu(), batch.targets.cpu(), batch.indices.cpu(), logits)
+        num_classes = 2 if logits.ndim == 1 else logits.shape[1]
+        invalid = (targets < 0) | (targets >= num_classes)
+        for i in invalid.nonzero().squeeze(1).tolist():
+            reason = "no target" if targets[i] < 0 else f"target {int(targets[i])} outside [0, {num_classes})"
+            log.warning("skipping %s: %s", batch.keys[i], reason)
+            failures.append(Failure(batch.keys[i], reason))
+        return torch.where(invalid, -1, targets)
+
+
+def _advance(bar: tqdm):
+    """A step callback that moves ``bar`` by one step."""
+
+    def on_step(record: StepRecord) -> None:
+        bar.update(1)
+
+    return on_step
