@@ -28,8 +28,10 @@ from ldce.callbacks.run_config import SaveRunConfig
 from ldce.callbacks.summary import RunSummary
 from ldce.callbacks.wandb_table import WandbCounterfactuals
 from ldce.callbacks.writer import CounterfactualWriter
+from ldce.compat.legacy import migrate_argv, migrate_config
+from ldce.datamodules.webdataset import WebDatasetDataModule
 from ldce.runner import CounterfactualModule
-from ldce.runner.legacy import migrate_argv, migrate_config
+from ldce.runner.trainer_settings import check_trainer
 
 log = logging.getLogger("ldce")
 
@@ -85,6 +87,11 @@ def explained_classifier(model: CounterfactualModule) -> nn.Module:
     return model.classifier
 
 
+def delivered_image_size(data: LightningDataModule) -> int | None:
+    """The side of the images a datamodule delivers, where it says (linked into the module's check)."""
+    return data.image_size if isinstance(data, WebDatasetDataModule) else None
+
+
 class _OutputCLI(LightningCLI):
     """LightningCLI with one ``--output_dir`` and W&B options, shared by training and prediction."""
 
@@ -113,7 +120,14 @@ class PredictCLI(_OutputCLI):
         parser.add_lightning_class_args(WandbCounterfactuals, "wandb_table")
         for target in ("writer.output_dir", "summary.output_dir"):
             parser.link_arguments("output_dir", target)
+        parser.link_arguments("writer.save_steps", "model.record_steps")  # step videos need the steps
         parser.link_arguments("model", "summary.classifier", compute_fn=explained_classifier, apply_on="instantiate")
+        # instantiates the data (checking its shards) before the model loads, and the size before any work
+        parser.link_arguments("data", "model.image_size", compute_fn=delivered_image_size, apply_on="instantiate")
+
+    def before_instantiate_classes(self) -> None:
+        """Refuse trainer settings that ldce predict cannot honour, before anything is built."""
+        check_trainer(self.config.predict.trainer.as_dict())
 
     def predict(self, **kwargs: Any) -> None:
         """Predictions go to the callbacks batch by batch; none are kept in memory."""
@@ -156,7 +170,7 @@ def run_cli(args: list[str], run: bool = True) -> LightningCLI:
 
 
 def _current_form(args: list[str]) -> list[str]:
-    """``args`` with ldce 0.1 configs and flags rewritten (see ``ldce.runner.legacy``), warning once."""
+    """``args`` with ldce 0.1 configs and flags rewritten (see ``ldce.compat.legacy``), warning once."""
     split = [part for arg in args for part in (arg.split("=", 1) if arg.startswith("--config=") else [arg])]
     args, changes = migrate_argv(split)
     for i in range(len(args) - 1):

@@ -30,6 +30,7 @@ from torch import Tensor
 
 from ldce import demo
 from ldce.classifiers.names import class_name
+from ldce.compat.legacy import migrate_config
 from ldce.method.config import LDCEConfig
 from ldce.method.explain import explain
 from ldce.metrics import COUT, FID
@@ -144,9 +145,9 @@ def run_rows(batches, config: LDCEConfig, seed: int) -> dict[str, dict[str, Tens
 
 
 def quickstart_config(path: Path) -> LDCEConfig:
-    """The guidance hyperparameters of a ``ldce predict`` config's model."""
-    init_args = yaml.safe_load(path.read_text())["model"]["init_args"]
-    return LDCEConfig(**{f.name: init_args[f.name] for f in dataclasses.fields(LDCEConfig) if f.name in init_args})
+    """The guidance hyperparameters (``model.method``) of a ``ldce predict`` config, read as ldce reads configs."""
+    config, _ = migrate_config(yaml.safe_load(path.read_text()))
+    return LDCEConfig(**config["model"]["method"])
 
 
 def table(title: str, rows: dict[str, dict[str, Tensor]]) -> str:

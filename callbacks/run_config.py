@@ -1,20 +1,65 @@
-"""``SaveRunConfig``: ``config.yaml`` (Lightning's) plus the results folder's ``manifest.json``."""
+"""``SaveRunConfig``: ``config.yaml`` (Lightning's) plus the results folder's ``manifest.json``, after
+refusing to resume into a folder that was written with other settings."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Any
 
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.cli import SaveConfigCallback
 
 import ldce
 from ldce.classifiers.names import read_class_names
-from ldce.results.manifest import RunManifest
+from ldce.results import store
+from ldce.results.fingerprint import differences, fingerprint
+from ldce.results.manifest import RunManifest, read_manifest
+
+log = logging.getLogger(__name__)
+
+MODEL_FIELDS = ("backbone", "classifier", "method", "seed", "targets", "extra_terms", "micro_batch_size", "speedups")
+DATA_FIELDS = ("image_size", "resize_mode")
+
+
+class SettingsChanged(ValueError):
+    """A results folder that holds counterfactuals of other settings; the message names each difference."""
+
+
+def run_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """What decides a counterfactual in an ``ldce predict`` config, by the flag that sets it."""
+    data = config["data"].get("init_args", config["data"])
+    return (
+        {f"model.{name}": config["model"][name] for name in MODEL_FIELDS}
+        | {f"data.{name}": data.get(name) for name in DATA_FIELDS}
+        | {"trainer.precision": config["trainer"]["precision"]}
+    )
 
 
 class SaveRunConfig(SaveConfigCallback):
-    """Write the full ``ldce predict`` config and, on rank 0, :class:`RunManifest` into ``output_dir``:
-    the explained classifier's config and the metrics config, for ``ldce evaluate``."""
+    """Check the folder, then write the full ``ldce predict`` config and (rank 0) :class:`RunManifest`:
+    the explained classifier's config and the metrics config (for ``ldce evaluate``) and the run's
+    fingerprint (for the next resume)."""
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        self.fingerprint = fingerprint(run_settings(self.config.as_dict()))
+        self._check_folder(Path(self.config.output_dir))
+        super().setup(trainer, pl_module, stage)
+
+    def _check_folder(self, folder: Path) -> None:
+        recorded = read_manifest(folder)
+        if self.config.writer.overwrite or not store.done_keys(folder):
+            return
+        if recorded is None or recorded.fingerprint is None:
+            log.warning("%s was written by ldce 0.1: its settings cannot be compared with this run's", folder)
+            return
+        changed = differences(recorded.fingerprint, self.fingerprint)
+        if changed:
+            shown = "; ".join(changed[:6]) + (f"; and {len(changed) - 6} more" if len(changed) > 6 else "")
+            raise SettingsChanged(
+                f"{folder} holds counterfactuals made with other settings ({shown}): use another --output_dir, "
+                "or --writer.overwrite true to explain every input again"
+            )
 
     def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         model, summary = self.config.model, self.config.summary
@@ -24,5 +69,6 @@ class SaveRunConfig(SaveConfigCallback):
             metrics=None if metrics is None else metrics.as_dict(),
             class_names=read_class_names(model.class_names),
             ldce_version=ldce.__version__,
+            fingerprint=self.fingerprint,
         )
         manifest.write(Path(self.config.output_dir))

@@ -68,8 +68,17 @@ class CounterfactualWriter(BasePredictionWriter):
         self, trainer, pl_module, prediction: Prediction, batch_indices, batch, batch_idx, dataloader_idx
     ) -> None:
         records = [_failure(f) for f in prediction.failures]
-        records += [self._done(prediction, i, self._write_files(prediction, i)) for i in range(len(prediction.keys))]
+        records += [self._written(prediction, i) for i in range(len(prediction.keys))]
         store.write_records(self.output_dir, trainer.global_rank, records)
+
+    def _written(self, prediction: Prediction, i: int) -> Record:
+        """Input ``i``'s files and done record, or — when its files cannot be written — its failure record."""
+        try:
+            return self._done(prediction, i, self._write_files(prediction, i))
+        except OSError as error:
+            log.error("could not write the files of %r: %s", prediction.keys[i], error)
+            reason = f"could not write its files: {type(error).__name__}: {error}"
+            return _failure(Failure(prediction.keys[i], reason, prediction.shards[i]))
 
     def on_predict_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         trainer.strategy.barrier("ldce-records")
@@ -104,6 +113,8 @@ class CounterfactualWriter(BasePredictionWriter):
             status=DONE,
             written_at=time.time(),
             files=files,
+            shard=p.shards[i],
+            original_key=p.original_keys[i],
             source=label,
             target=target,
             source_name=p.name(label),
@@ -123,7 +134,8 @@ class CounterfactualWriter(BasePredictionWriter):
 
 
 def _failure(failure: Failure) -> Record:
-    return Record(key=failure.key, status=FAILED, written_at=time.time(), reason=failure.reason)
+    damaged = failure.damaged_shard or None
+    return Record(failure.key, FAILED, time.time(), reason=failure.reason, shard=failure.shard, damaged_shard=damaged)
 
 
 def _write_steps(images: torch.Tensor, masks: torch.Tensor | None, path: Path) -> None:

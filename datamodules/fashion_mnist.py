@@ -17,6 +17,8 @@ from lightning.pytorch import LightningDataModule
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from ldce.images import from_uint8
+
 DEBIAN_ROOT = "/usr/share/datasets/fashion-mnist"
 CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 Split = Literal["train", "test"]
@@ -48,7 +50,7 @@ def read_idx(path: Path) -> np.ndarray:
 
 def to_rgb32(images: np.ndarray) -> Tensor:
     """``(N, 28, 28)`` uint8 → ``(N, 3, 32, 32)`` float32 in [0, 1]."""
-    x = torch.from_numpy(images.copy()).float().div_(255.0)
+    x = from_uint8(images.copy())
     return torch.nn.functional.pad(x, (2, 2, 2, 2))[:, None].expand(-1, 3, -1, -1).contiguous()
 
 

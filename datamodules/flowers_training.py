@@ -46,8 +46,10 @@ class Flowers102DataModule(LightningDataModule):
     Args:
         root: the data set folder (``jpg/``, ``imagelabels.mat``, ``setid.mat``).
         class_names: file of the 102 class names (``configs/classes/flowers102.txt``).
-        train_splits / val_split: official splits to train on and to validate on.
-        batch_size / num_workers: data loader settings.
+        train_splits: official splits to train on.
+        val_split: the official split to validate on.
+        batch_size: images per batch.
+        num_workers: data loader worker processes.
         image_size: side of the crops fed to the model.
     """
 

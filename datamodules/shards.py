@@ -34,7 +34,7 @@ from pathlib import Path, PurePosixPath
 import webdataset
 from jsonargparse.typing import PositiveInt
 
-from ldce.checks import check
+from ldce.checks import check, class_index
 from ldce.classifiers.names import read_class_names
 
 logger = logging.getLogger(__name__)
@@ -146,16 +146,11 @@ def _items_from_folder(root: Path, class_names: Sequence[str] | None) -> list[Sh
 
 
 def _optional_int(value: object, where: str, field: str) -> int | None:
-    """``value`` as a non-negative int; ``None`` or an empty string give ``None``."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
+    """:func:`ldce.checks.class_index` with the row named in its error."""
     try:
-        number = int(value.strip()) if isinstance(value, str) else value
-    except ValueError:
-        number = None
-    if isinstance(number, bool) or not isinstance(number, int) or number < 0:
-        raise ValueError(f"{where}: {field} must be a non-negative integer, got {value!r}")
-    return number
+        return class_index(value, field)
+    except ValueError as error:
+        raise ValueError(f"{where}: {error}") from None
 
 
 def _row_to_item(row: Sequence, where: str, base: Path, class_names: Sequence[str] | None) -> ShardItem:

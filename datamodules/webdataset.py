@@ -6,15 +6,20 @@ Balance is per shard: a rank or worker without a shard yields no batch.
 
 Batches are :class:`ldce.datamodules.batch.InputBatch`: the usable samples (decoded by
 :func:`ldce.images.decode_image`), plus a :class:`Failure` for each sample that could not be used
-(corrupt/truncated/missing image, missing/invalid label, invalid JSON) and the keys skipped as already
-done. Decoding never raises: one odd file costs that file, not the run.
+(corrupt/truncated/missing image, an image mode that cannot be shown faithfully, missing/invalid
+label, invalid JSON) and the keys skipped as already done. Decoding never raises: one odd file costs
+that file, not the run. Local shards are checked before any model loads (every missing one named
+in one error), keys that occur twice are renamed or refused, and a shard that breaks part-way gives
+its readable samples plus one failure naming the shard (``ldce.datamodules.tar_reading``).
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import logging
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from functools import partial
 from typing import Literal
 
@@ -24,10 +29,21 @@ from jsonargparse.typing import NonNegativeInt, PositiveInt
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
-from ldce.checks import validated
+from ldce.checks import class_index, validated
 from ldce.datamodules.batch import UNKNOWN, Failure, InputBatch
 from ldce.datamodules.shards import IMAGE_EXTENSIONS
+from ldce.datamodules.tar_reading import (
+    FAILURE,
+    ORIGINAL_KEY,
+    DuplicateKeys,
+    ShardReader,
+    check_local_shards,
+    duplicate_renames,
+    is_local,
+)
 from ldce.images import ResizeMode, decode_image
+
+log = logging.getLogger(__name__)
 
 SKIPPED = "__skipped__"
 
@@ -59,7 +75,9 @@ class SkipMarker:
         self.skip_keys = frozenset(skip_keys)
 
     def __call__(self, sample: dict) -> dict:
-        return {"__key__": sample["__key__"], SKIPPED: True} if sample["__key__"] in self.skip_keys else sample
+        if sample["__key__"] in self.skip_keys and FAILURE not in sample:
+            return {"__key__": sample["__key__"], SKIPPED: True}
+        return sample
 
 
 def expand_urls(urls: str | list[str]) -> list[str]:
@@ -70,56 +88,60 @@ def expand_urls(urls: str | list[str]) -> list[str]:
     return [url for item in items for url in webdataset.shardlists.expand_urls(item)]
 
 
-def _to_int(value: object, field: str) -> int | None:
-    """A non-negative int from a ``.cls`` entry (bytes) or a JSON value; ``None`` stays ``None``."""
-    if value is None:
-        return None
-    if isinstance(value, (bytes, str)):
-        text = value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value
-        try:
-            value = int(text.strip())
-        except ValueError:
-            raise SampleError(f"invalid {field} {text!r}") from None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise SampleError(f"invalid {field} {value!r}")
-    return value
+@dataclass(frozen=True)
+class Decoded:
+    """A usable sample: its key, shard and original key (if renamed), image ``(3, H, W)`` in [0, 1],
+    label, target and index (−1: unknown) and its JSON."""
+
+    key: str
+    shard: str | None
+    original_key: str | None
+    image: torch.Tensor
+    label: int
+    target: int
+    index: int
+    meta: dict
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A sample passed over because it is already done."""
+
+    key: str
 
 
 class SampleDecoder:
-    """``map`` function: raw WebDataset sample → good record or failure record ``{"key", "reason"}``."""
+    """``map`` function: raw WebDataset sample → :class:`Decoded`, :class:`Skipped` or :class:`Failure`."""
 
     def __init__(self, image_size: int, resize_mode: ResizeMode, label_key: str, target_key: str, meta_key: str):
         self.image_size, self.resize_mode = image_size, resize_mode
         self.label_key, self.target_key, self.meta_key = label_key, target_key, meta_key
 
-    def __call__(self, sample: dict) -> dict:
-        key = sample["__key__"]
+    def __call__(self, sample: dict) -> Decoded | Skipped | Failure:
+        key, shard = sample["__key__"], sample.get("__url__")
         if sample.get(SKIPPED):
-            return {"key": key, "skipped": True}
+            return Skipped(key)
+        if FAILURE in sample:
+            return Failure(key, sample[FAILURE], shard, damaged_shard=True)
         try:
-            return {"key": key, **self._decode(sample)}
+            return self._decode(sample, key, shard)
         except Exception as error:  # one unusable sample must not end the run: it is reported instead
-            return {"key": key, "reason": f"{type(error).__name__}: {error}"}
+            return Failure(key, f"{type(error).__name__}: {error}", shard)
 
-    def _decode(self, sample: dict) -> dict:
+    def _decode(self, sample: dict, key: str, shard: str | None) -> Decoded:
         """Labels first (cheap), then the image; raises on anything unusable."""
         meta = self._meta(sample)
         label = self._field(sample, self.label_key, meta, "label")
         if label is None:
             raise SampleError(f"missing label (no {self.label_key!r} entry, no 'label' in {self.meta_key!r})")
         target = self._field(sample, self.target_key, meta, "target")
-        index = _to_int(meta.get("index"), "index")
+        index = class_index(meta.get("index"), "index")
         image_ext = next((ext for ext in IMAGE_EXTENSIONS if ext in sample), None)
         if image_ext is None:
             raise SampleError(f"missing image (none of {', '.join(IMAGE_EXTENSIONS)})")
         image = decode_image(sample[image_ext], self.image_size, self.resize_mode)
-        return {
-            "image": image,
-            "label": label,
-            "target": UNKNOWN if target is None else target,
-            "index": UNKNOWN if index is None else index,
-            "meta": meta,
-        }
+        target, index = (UNKNOWN if value is None else value for value in (target, index))
+        return Decoded(key, shard, sample.get(ORIGINAL_KEY), image, label, target, index, meta)
 
     def _meta(self, sample: dict) -> dict:
         """The sample's JSON dict, ``{}`` when absent."""
@@ -132,22 +154,31 @@ class SampleDecoder:
     @staticmethod
     def _field(sample: dict, entry: str, meta: dict, field: str) -> int | None:
         """The ``entry`` of the sample if present, else ``meta[field]``."""
-        return _to_int(sample[entry] if entry in sample else meta.get(field), field)
+        return class_index(sample[entry] if entry in sample else meta.get(field), field)
 
 
-def collate(records: list[dict], image_size: int) -> InputBatch:
-    """Decoded records → an :class:`InputBatch` (failures and skipped keys kept aside)."""
-    good = [r for r in records if "reason" not in r and "skipped" not in r]
-    failures = [Failure(r["key"], r["reason"]) for r in records if "reason" in r]
-    skipped = [r["key"] for r in records if "skipped" in r]
+def collate(items: list[Decoded | Skipped | Failure], image_size: int) -> InputBatch:
+    """Decoded samples → an :class:`InputBatch` (failures and skipped keys kept aside)."""
+    good = [item for item in items if isinstance(item, Decoded)]
+    failures = [item for item in items if isinstance(item, Failure)]
+    skipped = [item.key for item in items if isinstance(item, Skipped)]
     if not good:
         return InputBatch.empty(image_size, failures, skipped)
     labels, targets, indices = (
-        torch.tensor([r[name] for r in good], dtype=torch.long) for name in ("label", "target", "index")
+        torch.tensor([getattr(d, name) for d in good], dtype=torch.long) for name in ("label", "target", "index")
     )
-    images = torch.stack([r["image"] for r in good])
-    keys, meta = [r["key"] for r in good], [r["meta"] for r in good]
-    return InputBatch(keys, images, labels, targets, indices, meta, failures, skipped)
+    return InputBatch(
+        keys=[d.key for d in good],
+        images=torch.stack([d.image for d in good]),
+        labels=labels,
+        targets=targets,
+        indices=indices,
+        meta=[d.meta for d in good],
+        shards=[d.shard for d in good],
+        original_keys=[d.original_key for d in good],
+        failures=failures,
+        skipped=skipped,
+    )
 
 
 class WebDatasetDataModule(LightningDataModule):
@@ -164,6 +195,8 @@ class WebDatasetDataModule(LightningDataModule):
         target_key: the sample entry holding the target (else the JSON's ``target``).
         meta_key: the sample entry holding the sample's JSON.
         multiprocessing_context: start method of the workers (``None``: torch's default).
+        duplicate_keys: a key that occurs twice in the local shards is explained under distinct names
+            ``<key>@<shard>`` (``rename``) or stops the run before any model loads (``fail``).
 
     :meth:`skip` (called by the results writer on resume) passes over samples already done.
     """
@@ -180,12 +213,20 @@ class WebDatasetDataModule(LightningDataModule):
         target_key: str = "target.cls",
         meta_key: str = "json",
         multiprocessing_context: Literal["fork", "spawn", "forkserver"] | None = None,
+        duplicate_keys: DuplicateKeys = "rename",
     ) -> None:
         super().__init__()
         for name, value in (("label_key", label_key), ("target_key", target_key), ("meta_key", meta_key)):
             if not value:
                 raise ValueError(f"{name} must be a non-empty string")
         self.urls = expand_urls(urls)
+        check_local_shards(self.urls)
+        self.renames = duplicate_renames(self.urls, duplicate_keys)
+        if self.renames:
+            log.warning("%d inputs share their key with another: explained as <key>@<shard>", len(self.renames))
+        remote = sum(not is_local(url) for url in self.urls)
+        if remote:
+            log.warning("%d shards are not local files: their keys cannot be checked for duplicates", remote)
         self.batch_size, self.num_workers, self.image_size = batch_size, num_workers, image_size
         self.multiprocessing_context = multiprocessing_context
         self.decoder = SampleDecoder(image_size, resize_mode, label_key, target_key, meta_key)
@@ -199,19 +240,18 @@ class WebDatasetDataModule(LightningDataModule):
         """``(trainer.global_rank, trainer.world_size)``, or ``(0, 1)`` without a trainer."""
         return (0, 1) if self.trainer is None else (self.trainer.global_rank, self.trainer.world_size)
 
-    def predict_dataset(self) -> webdataset.WebDataset:
+    def predict_dataset(self) -> webdataset.DataPipeline:
         """This rank's pipeline: shards → skip filter → decode → :class:`InputBatch` batches."""
-        dataset = webdataset.WebDataset(
-            self.urls,
-            shardshuffle=False,
-            empty_check=False,
-            nodesplitter=RankSplitter(*self.rank_and_world_size()),
-            workersplitter=webdataset.split_by_worker,
-        )
-        if self.skip_keys:
-            dataset = dataset.map(SkipMarker(self.skip_keys))
-        return dataset.map(self.decoder).batched(
-            self.batch_size, collation_fn=partial(collate, image_size=self.image_size), partial=True
+        return webdataset.DataPipeline(
+            webdataset.SimpleShardList(self.urls),
+            RankSplitter(*self.rank_and_world_size()),
+            webdataset.split_by_worker,
+            ShardReader(self.renames),
+            webdataset.map(SkipMarker(self.skip_keys)),
+            webdataset.map(self.decoder),
+            webdataset.batched(
+                self.batch_size, collation_fn=partial(collate, image_size=self.image_size), partial=True
+            ),
         )
 
     def predict_dataloader(self) -> DataLoader:

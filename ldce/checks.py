@@ -12,7 +12,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import numbers
 import operator
+import re
 import types
 import typing
 from collections.abc import Callable
@@ -44,12 +46,9 @@ def _problem(value: Any, kind: Any) -> str | None:
             return None
         return f"must be one of {', '.join(map(repr, allowed))}, got {value!r}"
     if _is_restricted_number(kind):
-        base = "an integer" if issubclass(kind, int) else "a number"
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or (base == "an integer" and isinstance(value, float))
-        ):
+        integral = issubclass(kind, int)
+        base = "an integer" if integral else "a number"
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral if integral else numbers.Real):
             return f"must be {base}, got {value!r}"
         try:
             kind(value)
@@ -60,13 +59,11 @@ def _problem(value: Any, kind: Any) -> str | None:
     if kind is bool:
         return None if isinstance(value, bool) else f"must be true or false, got {value!r}"
     if kind is int:
-        return None if isinstance(value, int) and not isinstance(value, bool) else f"must be an integer, got {value!r}"
+        integral = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        return None if integral else f"must be an integer, got {value!r}"
     if kind is float:
-        return (
-            None
-            if isinstance(value, (int, float)) and not isinstance(value, bool)
-            else f"must be a number, got {value!r}"
-        )
+        real = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        return None if real else f"must be a number, got {value!r}"
     if kind is str:
         return None if isinstance(value, str) else f"must be a string, got {value!r}"
     return None
@@ -104,3 +101,16 @@ def validated(function: F) -> F:
         return function(*args, **kwargs)
 
     return checked  # type: ignore[return-value]
+
+
+def class_index(value: Any, field: str) -> int | None:
+    """A non-negative integer from an ``int``, a string or bytes (a ``.cls`` entry, a CSV cell);
+    ``None`` and blank text give ``None``; anything else raises ``ValueError("invalid <field> …")``."""
+    text = value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value
+    if text is None or (isinstance(text, str) and not text.strip()):
+        return None
+    if isinstance(text, str) and re.fullmatch(r"\s*\+?\d+\s*", text):
+        return int(text)
+    if isinstance(text, int) and not isinstance(text, bool) and text >= 0:
+        return text
+    raise ValueError(f"invalid {field} {text!r} (expected a class index ≥ 0)")

@@ -113,10 +113,15 @@ def predict_args(config: Path, output_dir: Path, *extra: str) -> list[str]:
     return ["predict", "--config", str(config), "--output_dir", str(output_dir), *extra]
 
 
+def ldce_run(*args: str, env: dict[str, str] | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
+    """Run ``ldce <args>`` to completion, whatever its exit code."""
+    return subprocess.run([*LDCE, *args], env=env or environment(), capture_output=True, text=True, timeout=timeout)
+
+
 def ldce(*args: str, env: dict[str, str] | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
     """Run ``ldce <args>`` to completion; fails the test with its output if it fails."""
     command = [*LDCE, *args]
-    result = subprocess.run(command, env=env or environment(), capture_output=True, text=True, timeout=timeout)
+    result = ldce_run(*args, env=env, timeout=timeout)
     assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
     return result
 
@@ -129,6 +134,11 @@ def free_port() -> int:
 
 def records(output: Path) -> list[dict]:
     return [json.loads(line) for line in (output / "records.jsonl").read_text().splitlines()]
+
+
+def counts(done: int, skipped: int, failed: int) -> dict[str, int]:
+    """``summary.json``'s counts of a run over plain shards (no damaged shard, no repeated key)."""
+    return {"done": done, "skipped": skipped, "failed": failed, "damaged_shards": 0, "renamed_duplicates": 0}
 
 
 def summary(output: Path) -> dict:

@@ -296,6 +296,9 @@ def test_missing_folders_and_components_raise_clear_errors_without_network(sd, t
         (tmp_path / "tokenizer" / name).unlink()
     with pytest.raises(FileNotFoundError, match="CLIP tokenizer incomplete.*lacks vocab.json and merges.txt"):
         StableDiffusion.from_pretrained(tmp_path, CLASSES)
+    (tmp_path / "tokenizer" / "vocab.json").write_text("{}")
+    with pytest.raises(FileNotFoundError, match="CLIP tokenizer incomplete.*lacks merges.txt \\("):
+        StableDiffusion.from_pretrained(tmp_path, CLASSES)
 
 
 def test_missing_single_file_inputs_raise_clear_errors_without_network(sd, tmp_path, no_network):

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from cli_helpers import (
     LDCE,
+    counts,
     environment,
     good_sample,
     ldce,
@@ -28,9 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_predict_writes_images_records_summary_and_config(tmp_path):
-    config = tiny_config(
-        tmp_path, uneven_shards(tmp_path / "data", (3, 2)), class_names=[f"c{i}" for i in range(10)], record_steps=True
-    )
+    config = tiny_config(tmp_path, uneven_shards(tmp_path / "data", (3, 2)), class_names=[f"c{i}" for i in range(10)])
     out = tmp_path / "out"
     ldce("predict", "--config", str(config), "--output_dir", str(out), "--writer.save_steps", "true")
     done = records(out)
@@ -41,7 +40,7 @@ def test_predict_writes_images_records_summary_and_config(tmp_path):
         assert (out / record["files"]["original"]).is_file() and (out / record["files"]["counterfactual"]).is_file()
         assert 0 <= record["target_confidence"] <= 1 and record["l1"] > 0
     result = summary(out)
-    assert result["counts"] == {"done": 5, "skipped": 0, "failed": 0}
+    assert result["counts"] == counts(5, 0, 0)
     expected_flip = sum(r["flipped"] for r in done) / 5
     assert result["metrics"]["flip_rate"] == pytest.approx(expected_flip)
     assert result["metrics"]["l1"] == pytest.approx(sum(r["l1"] for r in done) / 5, rel=1e-6)
@@ -57,10 +56,10 @@ def test_a_rerun_into_the_same_folder_skips_what_is_done(tmp_path):
     ldce("predict", "--config", str(config), "--output_dir", str(out))
     first = outputs_of(out)
     ldce("predict", "--config", str(config), "--output_dir", str(out))
-    assert summary(out)["counts"] == {"done": 0, "skipped": 3, "failed": 0}
+    assert summary(out)["counts"] == counts(0, 3, 0)
     assert outputs_of(out) == first
     ldce("predict", "--config", str(config), "--output_dir", str(out), "--writer.overwrite", "true")
-    assert summary(out)["counts"] == {"done": 3, "skipped": 0, "failed": 0}
+    assert summary(out)["counts"] == counts(3, 0, 0)
 
 
 @pytest.mark.parametrize("precision", ["bf16-mixed", "16-mixed"])
@@ -68,7 +67,7 @@ def test_mixed_precision_predicts_every_input(tmp_path, precision):
     config = tiny_config(tmp_path, uneven_shards(tmp_path / "data", (3,)))
     out = tmp_path / "out"
     ldce("predict", "--config", str(config), "--output_dir", str(out), "--trainer.precision", precision)
-    assert summary(out)["counts"] == {"done": 3, "skipped": 0, "failed": 0}
+    assert summary(out)["counts"] == counts(3, 0, 0)
     assert all(Image.open(out / r["files"]["counterfactual"]).size == (32, 32) for r in records(out))
 
 
@@ -88,7 +87,7 @@ def test_bad_inputs_are_counted_named_and_skipped(tmp_path):
         "predict", "--config", str(tiny_config(tmp_path, str(tmp_path / "data" / "bad.tar"))), "--output_dir", str(out)
     )
     result = summary(out)
-    assert result["counts"] == {"done": 3, "skipped": 0, "failed": 3}
+    assert result["counts"] == counts(3, 0, 3)
     reasons = {f["key"]: f["reason"] for f in result["failed"]}
     assert set(reasons) == {"truncated", "nolabel", "badtarget"}
     assert "label" in reasons["nolabel"] and "9999" in reasons["badtarget"]

@@ -87,6 +87,8 @@ def test_a_folder_of_ldce_0_1_evaluates_from_its_config(run, one_process, tmp_pa
     results = shutil.copytree(out, tmp_path / "legacy")
     (results / "manifest.json").unlink()
     config = yaml.safe_load((results / "config.yaml").read_text())
+    classifier = config["model"]["classifier"]["init_args"]
+    classifier |= classifier.pop("preprocessing")  # 0.1 loaders took the preprocessing fields flat
     config["model"] = {"class_path": "ldce.module.CounterfactualModule", "init_args": config["model"]}
     (results / "config.yaml").write_text(yaml.safe_dump(config))
     legacy = _evaluate(results, "--batch_size", "2")

@@ -130,8 +130,8 @@ def classifier_files(name: str, files: dict[str, Path]) -> dict[str, object]:
         return {"weights_path": str(files["resnet"]), "preprocessing": {"resize": None, "crop": 24}}
     if name.startswith("celebahq"):
         return {"checkpoint_path": str(files["steex"])}
-    if name == "flowers":
-        return {"backbone_path": str(files["dino"]), "head_path": str(files["head"])}
+    if name == "flowers":  # ViT-S/8 needs its 224 px crop: the 32 px stand-in images are upsampled to it
+        return {"backbone_path": str(files["dino"]), "head_path": str(files["head"]), "preprocessing": {"resize": 224}}
     return {"weights_path": str(files["openclip"]), "preprocessing": {"crop": 24}}
 
 
@@ -257,10 +257,10 @@ def derived_config(name: str, files: dict[str, Path], folder: Path) -> tuple[Pat
     data.update(urls=urls, image_size=32)
     if targets_path:
         model["targets"]["init_args"]["path"] = targets_path
-    if name == "flowers":  # ViT-S/8 needs its 224 px crop: one image, one step
+    if name == "flowers":  # a ViT-S/8 at 224 px: one image, one step
         model["method"].update(strength=0.25)
         model.update(micro_batch_size=1)
-        data.update(image_size=224, batch_size=1)
+        data.update(batch_size=1)
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path, targets

@@ -17,9 +17,7 @@ TARGETS = torch.tensor([1, 3, 5, 7])
 
 
 class ConstantScore(GuidanceTerm):
-    """A score of ``value`` everywhere, needing no gradient: ``ê`` moves by ``scale · value``."""
-
-    needs_gradient = False
+    """A score of ``value`` everywhere, needing no gradient (the default): ``ê`` moves by ``scale · value``."""
 
     def __init__(self, value: float = 0.1) -> None:
         self.value = value

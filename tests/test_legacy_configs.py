@@ -8,7 +8,7 @@ import sys
 import yaml
 from cli_helpers import environment, tiny_config
 
-from ldce.runner.legacy import migrate_argv, migrate_config
+from ldce.compat.legacy import migrate_argv, migrate_config
 
 OLD = {
     "model": {
@@ -58,6 +58,23 @@ def test_old_flags_are_rewritten():
     )
     assert argv == ["predict", "--model.method.strength=0.4", "--model.speedups.compile", "true", "--model.seed", "1"]
     assert len(changes) == 2
+    argv, changes = migrate_argv(
+        [
+            "--model.init_args.backbone.class_path",
+            "ldce.backbones.pretrained.cin256_v2",
+            "--model.classifier.init_args.crop=2",
+        ]
+    )
+    expected = [
+        "--model.backbone.class_path",
+        "ldce.backbones.paper.cin256_v2",
+        "--model.classifier.init_args.preprocessing.crop=2",
+    ]
+    assert argv == expected and len(changes) == 3
+
+
+def test_a_partial_old_override_file_is_rewritten():
+    assert migrate_config({"model": {"init_args": {"strength": 0.3}}})[0] == {"model": {"method": {"strength": 0.3}}}
 
 
 def test_ldce_predict_reads_an_old_config_as_the_new_one_and_says_so(tmp_path):

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from ldce.metrics import CD, COUT, FID, MNAC, Closeness, CosineSimilarity, FlipRate, SplitFID
 from ldce.metrics.attributes import read_attribute_labels, train_correlations
-from ldce.metrics.cout import reveal_counts
+from ldce.metrics.cout import reveal_counts, reveal_ranks
 from ldce.metrics.frechet import fid_of, key_hash, split_halves
 
 
@@ -200,3 +200,14 @@ def test_training_correlations_come_from_a_celeba_attribute_file(tmp_path):
     assert labels.tolist() == rows
     expected = [np.corrcoef(np.array(rows)[:, i], np.array(rows)[:, 0])[0, 1] for i in range(3)]
     assert train_correlations(labels, 0).tolist() == pytest.approx(expected)
+
+
+def test_cout_reveals_equal_8bit_changes_in_raster_order():
+    """Every pixel changes by 5/255 in each channel: a tie. Their float32 differences differ in the last
+    bits (the precondition checked first); the reveal order must not: it is the raster order."""
+    levels = torch.tensor([200.0, 3.0, 90.0, 17.0])
+    original = (levels / 255).view(1, 1, 2, 2).expand(1, 3, 2, 2)
+    counterfactual = ((levels + 5) / 255).view(1, 1, 2, 2).expand(1, 3, 2, 2)
+    float_mask = (counterfactual - original).abs().sum(1).flatten(1)
+    assert len(set(float_mask[0].tolist())) > 1, "the float differences are not all equal"
+    assert reveal_ranks(original, counterfactual).tolist() == [[0, 1, 2, 3]]

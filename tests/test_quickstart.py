@@ -7,6 +7,8 @@ from pathlib import Path
 
 from cli_helpers import environment, ldce, predict_args, records, summary
 
+from ldce.demo import TARGETS, demo_batches
+
 REPO = Path(__file__).resolve().parents[1]
 DEMO_SHARD = REPO / "ldce" / "demo" / "data" / "fashion_mnist_demo.tar"
 
@@ -35,3 +37,9 @@ def test_quickstart_turns_most_of_eight_demo_images_into_their_target(tmp_path):
     flipped = sum(r["prediction"] == r["target"] for r in done)
     assert flipped >= 6, f"only {flipped} of 8 counterfactuals reach their target"
     assert (out / "grid.png").is_file()
+
+
+def test_the_demo_batches_are_keys_images_labels_and_targets():
+    keys, images, labels, targets = next(demo_batches(4))
+    assert len(keys) == 4 and images.shape == (4, 3, 32, 32) and labels.shape == targets.shape == (4,)
+    assert all(TARGETS[int(label)] == int(target) for label, target in zip(labels, targets, strict=True))

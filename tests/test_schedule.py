@@ -1,4 +1,4 @@
-"""The DDIM grid equals ALGORITHM.md step 2–3."""
+"""The DDIM grid equals docs/algorithm.md step 2–3."""
 
 from __future__ import annotations
 

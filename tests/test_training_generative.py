@@ -136,6 +136,9 @@ class RandomImages(LightningDataModule):
         self.train_set = TensorDataset(smooth_images(16), torch.arange(16) % 10)
         self.val_set = TensorDataset(smooth_images(8, seed=1), torch.arange(8) % 10)
 
+    def map_sets(self, transform):
+        self.train_set, self.val_set = transform(self.train_set), transform(self.val_set)
+
     def train_dataloader(self) -> DataLoader:
         return DataLoader(self.train_set, 8, shuffle=True)
 

@@ -1,6 +1,6 @@
 """The latent diffusion model as LDCE sees it: one small interface for every backbone.
 
-Notation follows ``ALGORITHM.md``: images ``x`` live in [0, 1], the first stage maps
+Notation follows ``docs/algorithm.md``: images ``x`` live in [0, 1], the first stage maps
 ``x ↦ z0 = s · E(2x − 1)`` and back ``z ↦ (D(z / s) + 1) / 2``, the noise model predicts
 ``eps(z, t, c)`` and ``abar`` is the cumulative product of the training schedule.
 """

@@ -17,11 +17,12 @@ from typing import Any
 
 import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel, VQModel
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from ldce.backbones import compvis, ldm_config
 from ldce.backbones.base import Backbone, Networks, check_targets, linear_alphas_cumprod
+from ldce.checkpoints import read_tensors
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +155,7 @@ class ClassConditionalLDM(Backbone):
         """Load the diffusers layout written by :meth:`save_pretrained` (local files only)."""
         local_dir = Path(local_dir)
         meta = _read_meta(local_dir)
-        tensors = load_file(str(local_dir / CACHE_TENSORS))
+        tensors = read_tensors(local_dir / CACHE_TENSORS, "the class table and schedule of a converted LDM")
         unet = UNet2DConditionModel.from_pretrained(local_dir, subfolder="unet", local_files_only=True)
         stage_class = FIRST_STAGE_CLASSES[meta["first_stage"]]
         first_stage = stage_class.from_pretrained(local_dir, subfolder="first_stage", local_files_only=True)

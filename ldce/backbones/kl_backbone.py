@@ -1,6 +1,6 @@
 """What the diffusers backbones with a KL first stage share (Stable Diffusion, DiT).
 
-First stage (``ALGORITHM.md`` step 1 and the decoder of step 4): a diffusers ``AutoencoderKL``,
+First stage (``docs/algorithm.md`` step 1 and the decoder of step 4): a diffusers ``AutoencoderKL``,
 ``z0 = s · (μ + σ·ξ)`` with ``(μ, log σ²) = E(2x − 1)`` and ``x = (D(z / s) + 1) / 2``.
 Also here: the training schedule read from a diffusers scheduler config.
 """

@@ -25,7 +25,7 @@ from transformers import CLIPTextModel
 
 from ldce.backbones import compvis, ldm_config
 from ldce.backbones.compvis import FIRST_STAGE_PREFIX, UNET_PREFIX
-from ldce.checkpoints import CheckpointError, check_fits, existing_file
+from ldce.checkpoints import CheckpointError, existing_file, load_strict
 
 V1_INFERENCE_CONFIG = Path(__file__).resolve().parent / "configs" / "v1-inference.yaml"
 TEXT_PREFIX = "cond_stage_model.transformer."
@@ -136,5 +136,4 @@ def load_text_weights(text_encoder: CLIPTextModel, text_state: dict[str, Tensor]
     legacy = "" if any(k.startswith(LEGACY_TEXT_PREFIX) for k in expected) else LEGACY_TEXT_PREFIX
     state = {k.removeprefix(legacy): v.float() if v.is_floating_point() else v for k, v in text_state.items()}
     state = {k: v for k, v in state.items() if k in expected or not k.endswith(POSITION_IDS)}
-    check_fits(text_encoder, state, f"{where}: {TEXT_PREFIX}*", "the CLIP text encoder")
-    text_encoder.load_state_dict(state, strict=True)
+    load_strict(text_encoder, state, f"{where}: {TEXT_PREFIX}*", "the CLIP text encoder")

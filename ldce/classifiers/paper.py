@@ -11,7 +11,7 @@
   trains one on Flowers-102.
 
 The ImageNet ResNet-50 is :func:`ldce.classifiers.torchvision_classifier` with torchvision's weight
-file; OpenCLIP's zero-shot classifier is in :mod:`ldce.zero_shot`.
+file; OpenCLIP's zero-shot classifier is in :mod:`ldce.classifiers.zero_shot`.
 """
 
 from __future__ import annotations
@@ -71,8 +71,8 @@ def steex_densenet(
     Args:
         checkpoint_path: STEEX's ``checkpoint.tar`` (a torch file with ``model_state_dict``).
         binary_index: the attribute logit to explain: 0 gender, 1 smile, 2 young.
-        state_dict_key / strip_prefix: where the weights sit in the file, and a key prefix to drop
-            (e.g. ``"module."`` for a DataParallel save).
+        state_dict_key: where the weights sit in the file.
+        strip_prefix: a key prefix to drop (e.g. ``"module."`` for a DataParallel save).
         preprocessing: STEEX's classifier takes ``(x − 0.5) / 0.5`` of the 256 px image.
     """
     if not 0 <= binary_index < len(STEEX_ATTRIBUTES):
@@ -143,7 +143,7 @@ def dino_linear_classifier(
     head_strip_prefix: str | None = None,
     preprocessing: Preprocessing = DINO_PREPROCESSING,
 ) -> ClassifierWrapper:
-    """DINO ViT-S/8 + linear head, as the Flowers-102 experiment uses it: centre crop ``crop`` of
+    """DINO ViT-S/8 + linear head, as the Flowers-102 experiment uses it: a centre crop of
     the (256 px) image, ImageNet normalisation, logits ``(B, num_classes)``.
 
     Args:
@@ -152,7 +152,8 @@ def dino_linear_classifier(
             one; a DINO ``eval_linear.py`` checkpoint works with ``head_state_dict_key: state_dict``
             and ``head_strip_prefix: module.``).
         num_classes: classes of the head.
-        head_state_dict_key / head_strip_prefix: where the head's weights sit in its file.
+        head_state_dict_key: where the head's weights sit in its file.
+        head_strip_prefix: a key prefix of the head's weights to drop.
         preprocessing: centre crop 224 of the 256 px image and ImageNet normalisation, as the reference.
     """
     model = DinoLinear(

@@ -69,7 +69,7 @@ def demo_batches(batch_size: int = 16) -> Iterator[Batch]:
 
     data = WebDatasetDataModule(str(DEMO_SHARD), batch_size=batch_size, image_size=32)
     for batch in data.predict_dataloader():
-        yield batch["key"], batch["image"], batch["label"], batch["target"]
+        yield batch.keys, batch.images, batch.labels, batch.targets
 
 
 def heldout_batches(

@@ -1,30 +1,116 @@
-"""Encoded image files → ``(3, size, size)`` float tensors in [0, 1] RGB, as a person sees them.
+"""Encoded image files → ``(3, size, size)`` float tensors in [0, 1] RGB, as a person sees them in a viewer.
 
-The image is decoded fully by PIL (a truncated file raises unless ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES``
-was set), converted to RGB (grayscale and palette expanded; transparency composited onto white),
-then resized (bicubic): ``center_crop`` resizes the shorter side to ``size`` and crops the centre,
-``resize`` squashes to ``size²``.
+Every mode Pillow opens arrives in [0, 1] RGB:
+
+- orientation metadata (EXIF) is applied first; of a multi-frame file the first frame is used;
+- an embedded ICC colour profile is applied (converted to sRGB) when one is present;
+- 8-bit modes (``1``, ``L``, ``P``, ``RGB``, ``CMYK``, ``YCbCr``, ``LAB``, ``HSV``, …) are converted by
+  Pillow and divided by 255;
+- transparency (an alpha channel, a ``transparency`` palette entry, premultiplied ``RGBa``/``La``) is
+  composited onto :data:`BACKGROUND`, white;
+- 16-bit integer modes (``I;16*``, and ``I`` from 16-bit PNM files) are divided by 65535; ``I`` from a
+  TIFF by its ``BitsPerSample`` range (signed: ``2^(b−1) − 1``), others have no known range;
+- 32-bit float ``F`` is taken as is and must lie in [0, 1].
+
+An image that cannot be shown faithfully — an integer image of unknown range or with negative values,
+a float image outside [0, 1] or with NaNs, a mode Pillow cannot convert — raises
+:class:`UnsupportedImage` naming the mode and the reason; the caller turns it into that sample's failure.
+Then the image is resized (bicubic): ``center_crop`` resizes the shorter side to ``size`` and crops the
+centre, ``resize`` squashes to ``size²``.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 from typing import Literal
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageCms, ImageOps
+
+from ldce.images.eight_bit import from_uint8
+
+log = logging.getLogger(__name__)
 
 ResizeMode = Literal["center_crop", "resize"]
+BACKGROUND = (255, 255, 255)
+"""Transparent pixels are shown over white, as most viewers' default canvas."""
 ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
+TIFF_BITS_PER_SAMPLE, TIFF_SAMPLE_FORMAT, TIFF_SIGNED = 258, 339, 2
+SRGB = ImageCms.createProfile("sRGB")
 
 
-def to_rgb(image: Image.Image) -> Image.Image:
-    """RGB copy of ``image``; transparent pixels (alpha channel or ``transparency`` info) over white."""
+class UnsupportedImage(ValueError):
+    """An image that ldce cannot show as a viewer would; the message names its mode and why."""
+
+
+def _integer_range(image: Image.Image) -> float:
+    """The largest value of a single-channel integer image's data type (``I;16*``, ``I``)."""
+    if image.mode in SIXTEEN_BIT or image.format in ("PPM", "PNG"):  # Pillow scales 16-bit PNM to 0 … 65535
+        return 65535.0
+    tags = getattr(image, "tag_v2", None) if image.format == "TIFF" else None
+    if tags is None or TIFF_BITS_PER_SAMPLE not in tags:
+        raise UnsupportedImage(f"mode {image.mode} ({image.format} file) has no known value range")
+    bits = int(np.atleast_1d(tags[TIFF_BITS_PER_SAMPLE])[0])
+    signed = TIFF_SIGNED in np.atleast_1d(tags.get(TIFF_SAMPLE_FORMAT, 1))
+    return float(2 ** (bits - 1) - 1 if signed else 2**bits - 1)
+
+
+def _gray_to_unit(image: Image.Image) -> Image.Image:
+    """A high-depth single-channel image (``I;16*``, ``I``, ``F``) as a float ``F`` image in [0, 1],
+    orientation applied."""
+    values = np.asarray(image, dtype=np.float64)
+    if image.mode != "F":
+        if values.size and values.min() < 0:
+            raise UnsupportedImage(f"mode {image.mode} has negative values (min {values.min():g})")
+        values = values / _integer_range(image)
+    if values.size and not (np.isfinite(values).all() and 0.0 <= values.min() and values.max() <= 1.0):
+        raise UnsupportedImage(
+            f"mode F has values outside [0, 1] (min {np.nanmin(values):g}, max {np.nanmax(values):g})"
+        )
+    exif = image.getexif()
+    unit = Image.fromarray(values.astype(np.float32), "F")
+    unit.info["exif"] = exif.tobytes()
+    return ImageOps.exif_transpose(unit)
+
+
+def _with_icc(image: Image.Image) -> Image.Image:
+    """``image`` converted from its embedded ICC profile to sRGB (``RGB``/``RGBA``/``CMYK``/``L``)."""
+    profile = image.info.get("icc_profile")
+    if not profile or image.mode not in ("RGB", "RGBA", "CMYK", "L"):
+        return image
+    alpha = image.getchannel("A") if image.mode == "RGBA" else None
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(profile))
+        rgb = ImageCms.profileToProfile(image.convert("RGB") if alpha else image, source, SRGB, outputMode="RGB")
+    except (ImageCms.PyCMSError, OSError) as error:
+        log.warning("ignoring an embedded ICC profile that cannot be applied (%s)", error)
+        return image
+    if alpha is not None:
+        rgb.putalpha(alpha)
+    return rgb
+
+
+def _composited(image: Image.Image) -> Image.Image:
+    """RGB; transparent pixels (alpha channel or ``transparency`` entry) over :data:`BACKGROUND`."""
     if image.mode not in ALPHA_MODES and "transparency" not in image.info:
         return image.convert("RGB")
+    if image.mode in ("RGBa", "La"):
+        image = image.convert("RGBA" if image.mode == "RGBa" else "LA")
     rgba = image.convert("RGBA")
-    return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
+    return Image.alpha_composite(Image.new("RGBA", rgba.size, (*BACKGROUND, 255)), rgba).convert("RGB")
+
+
+def viewable(image: Image.Image) -> Image.Image:
+    """``image`` as a viewer shows it: ``RGB``, or ``F`` in [0, 1] for high-depth gray (see module docstring)."""
+    if image.mode in (*SIXTEEN_BIT, "I", "F"):
+        return _gray_to_unit(image)
+    try:
+        return _composited(_with_icc(ImageOps.exif_transpose(image)))
+    except (ValueError, OSError) as error:
+        raise UnsupportedImage(f"mode {image.mode} cannot be converted to RGB ({error})") from error
 
 
 def fit(image: Image.Image, size: int, mode: ResizeMode) -> Image.Image:
@@ -39,8 +125,12 @@ def fit(image: Image.Image, size: int, mode: ResizeMode) -> Image.Image:
 
 
 def decode_image(data: bytes, size: int, mode: ResizeMode) -> torch.Tensor:
-    """Encoded image bytes → ``FloatTensor (3, size, size)`` in [0, 1]."""
+    """Encoded image bytes → ``FloatTensor (3, size, size)`` in [0, 1] (raises ``UnsupportedImage``,
+    or PIL's errors for damaged data)."""
     with Image.open(io.BytesIO(data)) as image:
         image.load()  # decode everything now, so that truncated data raises here
-        rgb = fit(to_rgb(image), size, mode)
-    return torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1).float().div_(255.0)
+        shown = fit(viewable(image), size, mode)
+    if shown.mode == "F":
+        gray = torch.from_numpy(np.asarray(shown, dtype=np.float32).copy()).clamp_(0.0, 1.0)
+        return gray.expand(3, -1, -1).contiguous()
+    return from_uint8(np.array(shown, dtype=np.uint8)).permute(2, 0, 1).contiguous()

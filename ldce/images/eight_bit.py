@@ -20,9 +20,14 @@ def to_uint8_tensor(images: Tensor) -> Tensor:
     return (images.detach().float().clamp(0, 1) * 255).round().to(torch.uint8)
 
 
+def from_uint8(pixels: np.ndarray | Tensor) -> Tensor:
+    """8-bit values ``k`` (any shape) as float32 ``k / 255``."""
+    return torch.as_tensor(pixels).float() / 255
+
+
 def quantise(images: Tensor) -> Tensor:
     """The values an 8-bit file of ``images`` holds, as float32 ``k / 255``, same shape."""
-    return to_uint8_tensor(images).float() / 255
+    return from_uint8(to_uint8_tensor(images))
 
 
 def to_uint8(image: Tensor) -> np.ndarray:
@@ -35,4 +40,4 @@ def read_image(path: Path) -> Tensor:
     """An 8-bit image file as ``(3, H, W)`` float32 ``k / 255`` (the inverse of :func:`to_uint8`)."""
     with Image.open(path) as image:
         pixels = np.asarray(image.convert("RGB")).copy()
-    return torch.from_numpy(pixels).permute(2, 0, 1).float() / 255
+    return from_uint8(pixels).permute(2, 0, 1)

@@ -33,6 +33,7 @@ from ldce.method.terms import (
     Consensus,
     DistanceGuidance,
     GuidanceTerm,
+    ImageGradient,
     StepInputs,
     Task,
 )
@@ -84,6 +85,13 @@ def ldce_terms(config: LDCEConfig, classifier: nn.Module | None) -> list[Guidanc
     ]
 
 
+def _image_gradient(term: GuidanceTerm, image: Tensor, task: Task) -> ImageGradient:
+    gradient = term.image_gradient(image, task)
+    if gradient is None:
+        raise TypeError(f"{type(term).__name__} sets needs_gradient but its image_gradient returned None")
+    return gradient
+
+
 def _first(values: Sequence[Tensor | None]) -> Tensor | None:
     return next((v for v in values if v is not None), None)
 
@@ -128,7 +136,7 @@ class GuidedNoiseModel:
             clean_latent = predicted_clean_latent(z, e_u, alpha)
             image = self.backbone.decode(clean_latent)
         probe = image.detach().float()
-        gradients = [term.image_gradient(probe, self.task) for term in self.terms if term.needs_gradient]
+        gradients = [_image_gradient(term, probe, self.task) for term in self.terms if term.needs_gradient]
         latent_gradients = iter(())
         if gradients:
             latent_gradients = iter(

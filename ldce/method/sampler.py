@@ -1,4 +1,4 @@
-"""The DDIM loop of LDCE (ALGORITHM.md step 4, last line), over any guided noise model.
+"""The DDIM loop of LDCE (docs/algorithm.md step 4, last line), over any guided noise model.
 
 Per step ``i`` from ``start − 1`` down to 0 (``a = a_i``, ``a' = a_prev_i``, ``σ = σ_i``):
 

@@ -1,4 +1,4 @@
-"""The DDIM grid of LDCE, exactly as ``ALGORITHM.md`` step 2–3 states it.
+"""The DDIM grid of LDCE, exactly as ``docs/algorithm.md`` step 2–3 states it.
 
 With ``T`` training steps and ``S`` DDIM steps, ``k = T // S`` and
 

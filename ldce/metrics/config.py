@@ -27,7 +27,7 @@ from ldce.metrics.suite import Feed, MetricSuite, Outputs
 
 log = logging.getLogger(__name__)
 
-CLASSIFIER_KEY = "model.init_args.classifier"
+CLASSIFIER_KEY = "model.classifier"
 
 
 @dataclass

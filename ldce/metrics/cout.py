@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from ldce.classifiers import is_binary, predict, target_probability
+from ldce.images import to_uint8_tensor
 from ldce.metrics.pairs import MeanOfPairs
 
 COUT_STEPS = 50
@@ -20,10 +21,12 @@ def reveal_counts(num_pixels: int) -> list[int]:
 def reveal_ranks(original: Tensor, counterfactual: Tensor) -> Tensor:
     """Rank of every pixel in the reveal order, ``(B, H·W)`` int64 (0 = revealed first).
 
-    The mask ``m = Σ_channels |x' − x|`` (the definition min–max normalises it per image, which
-    keeps the order) is sorted descending; ties keep the raster order (stable sort).
+    The mask ``m = Σ_channels |k' − k|`` is computed on the exact 8-bit values ``k = round(255·x)`` of
+    the images as saved (the definition min–max normalises it per image, which keeps the order) and
+    sorted descending; pixels with equal ``m`` keep the raster order (stable sort), whatever rounding
+    their float values carry.
     """
-    mask = (counterfactual - original).abs().sum(1).flatten(1)
+    mask = (to_uint8_tensor(counterfactual).int() - to_uint8_tensor(original).int()).abs().sum(1).flatten(1)
     order = torch.argsort(mask, dim=1, descending=True, stable=True)
     ranks = torch.empty_like(order)
     ranks.scatter_(1, order, torch.arange(order.shape[1], device=order.device).expand_as(order))

@@ -6,7 +6,7 @@ metric               file accepted
 S3                   SimSiam's official ResNet-50 checkpoint (``checkpoint_0099.pth.tar``): a torch
                      file whose ``state_dict`` holds ``module.encoder.*`` (ResNet-50 + 3-layer
                      projector); ``module.predictor.*`` is ignored. Loaded by
-                     ``ldce.feature_extractors.simsiam_resnet50`` (ImageNet normalisation, no resize).
+                     ``ldce.classifiers.features.simsiam_resnet50`` (ImageNet normalisation, no resize).
 FVA, FS              VGGFace2 ``resnet50_ft`` (``resnet50_ft_weight.pkl`` of VGGFace2-pytorch): a
                      pickle of ``{name: numpy array}`` in torchvision ResNet naming (read with a
                      restricted unpickler that only builds numpy arrays), or the same tensors as a

@@ -21,11 +21,12 @@ summary covers only what its last invocation computed, while ``ldce evaluate`` s
 from __future__ import annotations
 
 import logging
-import math
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from jsonargparse import ArgumentParser
 from jsonargparse.typing import NonNegativeInt, PositiveInt
 from lightning.pytorch import LightningModule, Trainer
@@ -36,27 +37,23 @@ from ldce.images import read_image
 from ldce.metrics import MetricsConfig, MetricSuite, Pairs, build_suite
 from ldce.results import store
 from ldce.results.manifest import read_manifest
-from ldce.results.record import Record
+from ldce.results.record import Record, run_means
+from ldce.results.store import Unreadable
 
 log = logging.getLogger(__name__)
 
 
-class RecordPairs(Dataset):
-    """One pair per record, as :class:`Pairs` of one: the saved original and counterfactual ``(1, 3, H, W)``."""
+@dataclass(frozen=True)
+class Loaded:
+    """Pairs read from a results folder, and the files among them that could not be read."""
 
-    def __init__(self, results: Path, records: list[Record]) -> None:
-        self.results, self.records = results, records
+    pairs: Pairs
+    unreadable: list[Unreadable]
 
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __getitem__(self, index: int) -> Pairs:
-        record = self.records[index]
-        original, counterfactual = (
-            read_image(self.results / path)[None] for path in (record.files.original, record.files.counterfactual)
-        )
-        classes = (torch.tensor([value], dtype=torch.int64) for value in (record.source, record.target))
-        return Pairs([record.key], original, counterfactual, *classes)
+    @staticmethod
+    def cat(parts: list[Loaded]) -> Loaded:
+        pairs = [p.pairs for p in parts if p.pairs.keys] or [no_pairs()]
+        return Loaded(Pairs.cat(pairs), [u for p in parts for u in p.unreadable])
 
 
 def no_pairs() -> Pairs:
@@ -64,8 +61,32 @@ def no_pairs() -> Pairs:
     return Pairs([], empty, empty, torch.zeros(0, dtype=torch.int64), torch.zeros(0, dtype=torch.int64))
 
 
+class RecordPairs(Dataset):
+    """One item per record: its saved original and counterfactual as :class:`Pairs` of one
+    (``(1, 3, H, W)``), or no pair and the file that could not be read."""
+
+    def __init__(self, results: Path, records: list[Record]) -> None:
+        self.results, self.records = results, records
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> Loaded:
+        record = self.records[index]
+        images = []
+        for path in (record.files.original, record.files.counterfactual):
+            try:
+                images.append(read_image(self.results / path)[None])
+            except (OSError, ValueError) as error:
+                log.warning("%s: skipping %r, its image cannot be read (%s)", path, record.key, error)
+                return Loaded(no_pairs(), [Unreadable(path, f"{type(error).__name__}: {error}")])
+        classes = (torch.tensor([value], dtype=torch.int64) for value in (record.source, record.target))
+        return Loaded(Pairs([record.key], *images, *classes), [])
+
+
 class Evaluator(LightningModule):
-    """Feeds this rank's share of the pairs to ``suite``; ``values`` holds the synced result after predict."""
+    """Feeds this rank's share of the pairs to ``suite``; after predict, ``values`` holds the synced
+    result and ``unreadable`` every rank's unreadable files."""
 
     def __init__(
         self, suite: MetricSuite, results: Path, records: list[Record], batch_size: int, num_workers: int
@@ -75,37 +96,36 @@ class Evaluator(LightningModule):
         self.results, self.records = results, records
         self.batch_size, self.num_workers = batch_size, num_workers
         self.values: dict[str, float | None] = {}
+        self.unreadable: list[Unreadable] = []
 
     def predict_dataloader(self) -> DataLoader:
         share = self.records[self.global_rank :: self.trainer.world_size]
         if not share:  # one empty batch: Lightning skips the hooks of a loop without batches, and every rank must sync
-            return DataLoader([no_pairs()], batch_size=None)
-        return DataLoader(
-            RecordPairs(self.results, share),
-            batch_size=self.batch_size,
-            num_workers=self.num_workers,
-            collate_fn=Pairs.cat,
-        )
+            return DataLoader([Loaded(no_pairs(), [])], batch_size=None)
+        pairs = RecordPairs(self.results, share)
+        return DataLoader(pairs, batch_size=self.batch_size, num_workers=self.num_workers, collate_fn=Loaded.cat)
 
-    def predict_step(self, batch: Pairs, batch_idx: int = 0) -> int:
+    def transfer_batch_to_device(self, batch: Loaded, device: torch.device, dataloader_idx: int) -> Loaded:
+        return replace(batch, pairs=batch.pairs.to(device))
+
+    def predict_step(self, batch: Loaded, batch_idx: int = 0) -> int:
         """Add the batch to the metrics; returns how many pairs it held."""
-        self.suite.update(batch)
-        return len(batch.keys)
+        self.suite.update(batch.pairs)
+        self.unreadable.extend(batch.unreadable)
+        return len(batch.pairs.keys)
 
     def on_predict_end(self) -> None:
         self.values = self.suite.compute()
+        self.unreadable = gather_lists(self.unreadable)
 
 
-def run_means(records: list[Record]) -> dict[str, float | None]:
-    """Means over the records of the run's own facts: ``flipped`` (as flip_rate), ``target_confidence``,
-    ``l1``, ``l2``."""
-    values = {
-        "flip_rate": [float(r.flipped) for r in records],
-        "target_confidence": [r.target_confidence for r in records],
-        "l1": [r.l1 for r in records],
-        "l2": [r.l2 for r in records],
-    }
-    return {name: math.fsum(v) / len(v) if v else None for name, v in values.items()}
+def gather_lists(items: list[Any]) -> list[Any]:
+    """Concatenate a list from every rank (a collective: every rank must call it)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return list(items)
+    gathered: list[list[Any]] = [[] for _ in range(dist.get_world_size())]
+    dist.all_gather_object(gathered, items)
+    return [item for part in gathered for item in part]
 
 
 def _instantiate(value: Any, kind: Any) -> Any:
@@ -135,7 +155,26 @@ def table(result: dict[str, Any]) -> str:
     width = max(len(name) for name, _ in rows)
     lines = [f"{name:<{width}}  {'n/a' if value is None else f'{value:.6g}'}" for name, value in rows]
     lines += list(result["evaluation_errors"].values())
-    return "\n".join([f"{result['pairs']} pairs", *lines])
+    skipped = result["skipped"]["count"]
+    return "\n".join(
+        [f"{result['pairs']} pairs" + (f" ({skipped} skipped, see metrics.json)" if skipped else ""), *lines]
+    )
+
+
+def readable_records(folder: Path) -> tuple[list[Record], list[Unreadable]]:
+    """The newest done record of every key with both image files, sorted by key, and what was skipped:
+    lines that are not records, records whose files are missing. Raises ``FileNotFoundError`` when
+    ``folder`` is not a results folder (nothing is created)."""
+    if not (folder / "records").is_dir():
+        raise FileNotFoundError(f"{folder} is not an ldce results folder (it has no records/); nothing evaluated")
+    unreadable: list[Unreadable] = []
+    done = [r for r in store.latest_records(store.iter_records(folder, unreadable)).values() if r.done]
+    missing = [r for r in done if not store.has_files(folder, r, ("original", "counterfactual"))]
+    for record in missing:
+        paths = [p for p in (record.files.original, record.files.counterfactual) if not p or not (folder / p).is_file()]
+        log.warning("skipping %r: missing %s", record.key, paths)
+        unreadable += [Unreadable(str(path), f"missing (the {record.key!r} record names it)") for path in paths]
+    return sorted((r for r in done if r not in missing), key=lambda r: r.key), unreadable
 
 
 def evaluate(
@@ -161,7 +200,7 @@ def evaluate(
         strategy: Lightning strategy (ddp for several processes).
     """
     folder = Path(results)
-    records = store.done_records(folder, ("original", "counterfactual"))
+    records, unreadable = readable_records(folder)
     classifier, config = run_settings(folder, metrics)
     suite = build_suite(config, classifier, "metrics.")
     evaluator = Evaluator(suite, folder, records, int(batch_size), int(num_workers))
@@ -179,8 +218,10 @@ def evaluate(
     trainer.predict(evaluator, return_predictions=False)
     if not trainer.is_global_zero:
         return None
+    skipped = sorted(unreadable + evaluator.unreadable, key=lambda u: u.where)
     result = {
-        "pairs": len(records),
+        "pairs": len(records) - len(evaluator.unreadable),
+        "skipped": {"count": len(skipped), "items": [asdict(u) for u in skipped]},
         "metrics": run_means(records),
         "evaluation": evaluator.values,
         "evaluation_errors": suite.errors,

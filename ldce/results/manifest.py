@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from ldce.compat.legacy import migrate_config
 from ldce.results.store import write_json
 
 MANIFEST = "manifest.json"
@@ -26,13 +27,15 @@ class RunManifest:
 
     classifier: the explained classifier's config (``class_path`` / ``init_args``, as jsonargparse
     instantiates it), ``None`` if unknown; metrics: the metrics config group (``MetricsConfig`` fields)
-    or ``None``; class_names: names by class index; ldce_version: the version that wrote the folder.
+    or ``None``; class_names: names by class index; ldce_version: the version that wrote the folder;
+    fingerprint: every setting that decides a counterfactual (``ldce.results.fingerprint``).
     """
 
     classifier: dict[str, Any] | None = None
     metrics: dict[str, Any] | None = None
     class_names: list[str] | None = None
     ldce_version: str = ""
+    fingerprint: dict[str, Any] | None = None
     format: str = FORMAT
 
     def write(self, folder: Path) -> None:
@@ -40,18 +43,15 @@ class RunManifest:
 
 
 def _legacy(folder: Path) -> RunManifest | None:
-    """A manifest from a folder's ``config.yaml`` (folders written by ldce 0.1)."""
+    """A manifest from a folder's ``config.yaml`` (folders written by ldce 0.1), read in the current form."""
     path = folder / "config.yaml"
     if not path.is_file():
         return None
-    config = yaml.safe_load(path.read_text()) or {}
+    config, _ = migrate_config(yaml.safe_load(path.read_text()) or {})
     model = config.get("model") or {}
-    init_args = model.get("init_args", model)
+    names = model.get("class_names")
     metrics = (config.get("summary") or {}).get("metrics")
-    names = init_args.get("class_names")
-    return RunManifest(
-        classifier=init_args.get("classifier"), metrics=metrics, class_names=names if isinstance(names, list) else None
-    )
+    return RunManifest(model.get("classifier"), metrics, names if isinstance(names, list) else None)
 
 
 def read_manifest(folder: Path) -> RunManifest | None:

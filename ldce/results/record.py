@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -41,9 +42,12 @@ class RecordFiles:
 class Record:
     """One input's outcome.
 
-    key: the sample's key as given by the data; status: ``done`` or ``failed``; written_at: Unix time;
-    reason: why it failed. For ``done``: source / target class indices and names; flipped: whether the
-    classifier now predicts the target; seed: the run's seed; meta: the sample's own JSON;
+    key: the sample's key (``<key>@<shard>`` for a key that occurs twice, see ``original_key``; a shard's
+    URL for the unreadable rest of a damaged shard); status: ``done`` or ``failed``; written_at: Unix
+    time; reason: why it failed; shard: the shard it came from; original_key: its key in that shard,
+    where it was renamed as a duplicate; damaged_shard: the record stands for a shard's unreadable rest.
+    For ``done``: source / target class indices and names; flipped: whether the classifier now predicts
+    the target; seed: the run's seed; meta: the sample's own JSON;
     source_prediction / source_confidence and prediction / confidence: the classifier on the original
     and on the counterfactual; target_confidence: ``p(target | x_cf)``; l1 / l2: ``||x − x_cf||``
     per image on [0, 1] pixels; consensus_share: mean share of steps in consensus.
@@ -54,6 +58,9 @@ class Record:
     written_at: float
     files: RecordFiles = field(default_factory=RecordFiles)
     reason: str | None = None
+    shard: str | None = None
+    original_key: str | None = None
+    damaged_shard: bool | None = None
     source: int | None = None
     target: int | None = None
     source_name: str | None = None
@@ -108,3 +115,15 @@ class Record:
         except json.JSONDecodeError as error:
             raise RecordError(f"not JSON ({error})") from error
         return cls.from_dict(data)
+
+
+def run_means(records: list[Record]) -> dict[str, float | None]:
+    """Means over the records of the run's own facts: ``flipped`` (as flip_rate), ``target_confidence``,
+    ``l1``, ``l2``."""
+    values = {
+        "flip_rate": [float(r.flipped) for r in records],
+        "target_confidence": [r.target_confidence for r in records],
+        "l1": [r.l1 for r in records],
+        "l2": [r.l2 for r in records],
+    }
+    return {name: math.fsum(v) / len(v) if v else None for name, v in values.items()}

@@ -1,12 +1,13 @@
 """The results folder: images and records written atomically, read back for resume and evaluation.
 
-Layout of ``<output_dir>``::
+Layout of ``<output_dir>`` (``<name>`` is :func:`file_stem` of the sample's key)::
 
-    original/<key>.png, counterfactual/<key>.png   one pair per explained input
-    steps/<key>.gif                                  optional: x̂0 per step | consensus mask
-    records/<rank>-<id>.jsonl                        one part per batch and rank (a JSON line per input)
-    records.jsonl                                    all parts merged, newest record per key
-    summary.json, config.yaml
+    original/<name>.png, counterfactual/<name>.png   one pair per explained input
+    consensus/<name>.png                              share of steps in consensus per latent pixel
+    steps/<name>.gif                                  optional: x̂0 per step | consensus mask
+    records/<rank>-<id>.jsonl                         one part per batch and rank (a JSON line per input)
+    records.jsonl                                     all parts merged, newest record per key
+    grid.png, summary.json, config.yaml, manifest.json
 
 Every file appears by ``rename`` of a finished temporary file, and a batch's record part is written
 after its images, so an input counts as done exactly when its record exists: a run killed at any
@@ -15,18 +16,24 @@ moment leaves no half-written output that a restart would take for finished work
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
+import re
 import tempfile
+import unicodedata
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from PIL import Image
 
-from ldce.results.record import Record
+from ldce.results.record import Record, RecordError
+
+log = logging.getLogger(__name__)
 
 
 def _file_mode() -> int:
@@ -36,9 +43,25 @@ def _file_mode() -> int:
     return 0o666 & ~umask
 
 
+PORTABLE = re.compile(r"[a-z0-9_][a-z0-9_.-]{0,99}")
+RESERVED = frozenset({"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))})
+"""Names Windows reserves, whatever the extension."""
+
+
 def file_stem(key: str) -> str:
-    """A file name for a sample key: path separators and other unsafe characters percent-quoted."""
-    return quote(key, safe="-_.,+=@")
+    """A unique, bounded, portable file name stem for a sample key (the record keeps the true key).
+
+    A key of lower-case ASCII letters, digits, ``_``, ``-`` and inner dots, at most 100 characters,
+    not a name Windows reserves, is its own stem. Every other key becomes an ASCII slug of it (at most
+    48 characters) plus ``~`` and 16 hex digits of its SHA-256: ``~`` never occurs in a key used as
+    is, so the two kinds never collide, and distinct keys differ in their digest — also on
+    case-insensitive file systems, as every stem is lower case. At most 65 characters otherwise.
+    """
+    if PORTABLE.fullmatch(key) and not key.endswith(".") and key.split(".")[0] not in RESERVED:
+        return key
+    ascii_key = unicodedata.normalize("NFKD", key).encode("ascii", "ignore").decode().lower()
+    slug = re.sub(r"[^a-z0-9_]+", "-", ascii_key).strip("-")[:48]
+    return f"{slug or 'key'}~{hashlib.sha256(key.encode()).hexdigest()[:16]}"
 
 
 def atomic_write(path: Path, write: Any) -> None:
@@ -67,11 +90,26 @@ def write_records(output_dir: Path, rank: int, records: list[Record]) -> None:
         _write_jsonl(output_dir / "records" / f"{rank}-{uuid.uuid4().hex}.jsonl", records)
 
 
-def iter_records(output_dir: Path) -> Iterator[Record]:
-    """Every record of every part, in no particular order."""
+@dataclass(frozen=True)
+class Unreadable:
+    """A file or line of a results folder that could not be used: where (``file:line``) and why."""
+
+    where: str
+    reason: str
+
+
+def iter_records(output_dir: Path, unreadable: list[Unreadable] | None = None) -> Iterator[Record]:
+    """Every record of every part, in no particular order. A line that is not a record (cut off by a
+    crash, edited by hand) is skipped with a warning naming file and line, and added to ``unreadable``."""
     for part in sorted((output_dir / "records").glob("*.jsonl")):
-        for line in part.read_text().splitlines():
-            yield Record.from_json(line)
+        for number, line in enumerate(part.read_text(errors="replace").splitlines(), start=1):
+            try:
+                yield Record.from_json(line)
+            except RecordError as error:
+                where = f"{part.relative_to(output_dir)}:{number}"
+                log.warning("%s: skipping a line that is not a record (%s)", where, error)
+                if unreadable is not None:
+                    unreadable.append(Unreadable(where, str(error)))
 
 
 def latest_records(records: Iterable[Record]) -> dict[str, Record]:

@@ -48,6 +48,8 @@ class CounterfactualModule(LightningModule):
         micro_batch_size: compute the inputs in groups of exactly this many (the last padded): a
             counterfactual is then bitwise the same whatever the batch size and number of processes.
         speedups: the backbone's speed and memory switches; none changes a result beyond round-off.
+        image_size: the side of the images the data delivers, in pixels; ``ldce predict`` sets it from
+            the datamodule and it must equal the backbone's (checked before any work).
     """
 
     @validated
@@ -65,8 +67,14 @@ class CounterfactualModule(LightningModule):
         on_error: OnError = "skip",
         micro_batch_size: PositiveInt | None = None,
         speedups: Speedups = Speedups(),
+        image_size: PositiveInt | None = None,
     ) -> None:
         super().__init__()
+        if image_size is not None and image_size != backbone.image_size:
+            raise ValueError(
+                f"data.image_size is {image_size}, but the backbone works on {backbone.image_size}×"
+                f"{backbone.image_size} images: set data.image_size {backbone.image_size}"
+            )
         self.backbone = apply_speedups(backbone.eval().requires_grad_(False), speedups)
         self.classifier = classifier.eval().requires_grad_(False)
         self.method, self.seed = method, seed
@@ -91,6 +99,8 @@ class CounterfactualModule(LightningModule):
         return Prediction(
             keys=[batch.keys[i] for i in keep],
             meta=[batch.meta[i] for i in keep],
+            shards=[batch.shards[i] for i in keep],
+            original_keys=[batch.original_keys[i] for i in keep],
             labels=batch.labels[keep].cpu(),
             targets=targets[keep],
             originals=batch.images[keep].float().cpu(),
@@ -130,7 +140,7 @@ class CounterfactualModule(LightningModule):
         for i in invalid.nonzero().squeeze(1).tolist():
             reason = "no target" if targets[i] < 0 else f"target {int(targets[i])} outside [0, {num_classes})"
             log.warning("skipping %s: %s", batch.keys[i], reason)
-            failures.append(Failure(batch.keys[i], reason))
+            failures.append(Failure(batch.keys[i], reason, batch.shards[i]))
         return torch.where(invalid, -1, targets)
 
 

@@ -16,14 +16,17 @@ from ldce.method import Counterfactuals
 class Prediction:
     """One batch's explained inputs (``B``, all tensors on the CPU), failures and skipped keys.
 
-    keys / meta: per explained input; labels / targets: int64 ``(B,)`` source (−1: unknown) and
-    target classes; originals: ``(B, 3, H, W)`` float32 in [0, 1]; result: the counterfactuals and
-    their facts (``None`` when nothing in the batch was explained); class_names: names by class index
-    (``None``: none given); seed: the run's seed; failures: unusable inputs; skipped: keys already done.
+    keys / meta / shards / original_keys: per explained input (see ``InputBatch``); labels / targets:
+    int64 ``(B,)`` source (−1: unknown) and target classes; originals: ``(B, 3, H, W)`` float32 in
+    [0, 1]; result: the counterfactuals and their facts (``None`` when nothing in the batch was
+    explained); class_names: names by class index (``None``: none given); seed: the run's seed;
+    failures: unusable inputs; skipped: keys already done.
     """
 
     keys: list[str]
     meta: list[dict[str, Any]]
+    shards: list[str | None]
+    original_keys: list[str | None]
     labels: Tensor
     targets: Tensor
     originals: Tensor

@@ -1,6 +1,6 @@
 """Training the noise model of the demo LDM: a class-conditional UNet on the frozen autoencoder's latents.
 
-The result has exactly the format of the paper's ImageNet model (cin256-v2, ``ALGORITHM.md``): a
+The result has exactly the format of the paper's ImageNet model (cin256-v2, ``docs/algorithm.md``): a
 diffusers ``UNet2DConditionModel`` built from an openaimodel-style config, an ``nn.Embedding``
 class table with ``num_classes + 1`` rows whose last row is the null class ``u``, one
 cross-attention token ``table[y]`` ``(B, 1, D)``, eps-prediction and the LDM linear schedule.
@@ -23,6 +23,7 @@ import copy
 import logging
 import os
 from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
 import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
@@ -34,7 +35,6 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from ldce.backbones import ldm_config
 from ldce.backbones.base import linear_alphas_cumprod
 from ldce.backbones.class_conditional import ClassConditionalLDM
-from ldce.datamodules.fashion_mnist import FashionMNISTDataModule
 from ldce.training.autoencoder import adamw_warmup_cosine
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,14 @@ def ema_update(decay: float) -> Callable[[list[Tensor], list[Tensor], Tensor], N
             ema.lerp_(param, 1.0 - beta)
 
     return update
+
+
+@runtime_checkable
+class EncodableSets(Protocol):
+    """A datamodule whose image sets can be replaced by transformed ones (``FashionMNISTDataModule``)."""
+
+    def map_sets(self, transform: Callable[[Dataset], Dataset]) -> None:
+        """Replace the training and validation sets by ``transform`` of them."""
 
 
 class LatentDiffusionTraining(LightningModule):
@@ -125,7 +133,7 @@ class LatentDiffusionTraining(LightningModule):
 
     def setup(self, stage: str) -> None:
         """Encode the datamodule's image sets once (without a datamodule, batches must already be latents)."""
-        if isinstance(self.trainer.datamodule, FashionMNISTDataModule):
+        if isinstance(self.trainer.datamodule, EncodableSets):
             self.trainer.datamodule.map_sets(self.encode_dataset)
 
     def encode_dataset(self, dataset: Dataset) -> TensorDataset:

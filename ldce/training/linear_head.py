@@ -6,7 +6,7 @@ head to the user. This follows DINO's linear evaluation: the class token of the 
 cross-entropy, SGD with momentum and a cosine schedule over the epochs; augmentation happens in the
 datamodule (:class:`ldce.datamodules.flowers_training.Flowers102DataModule`). ``export(path)``
 writes the head as safetensors with DINO's key names (``linear.weight``, ``linear.bias``), which
-:func:`ldce.paper_classifiers.dino_linear_classifier` reads.
+:func:`ldce.classifiers.paper.dino_linear_classifier` reads.
 """
 
 from __future__ import annotations
@@ -32,8 +32,10 @@ class LinearHeadTraining(LightningModule):
         backbone_path: ``dino_deitsmall8_pretrain.pth`` (original DINO key layout).
         num_classes: outputs of the head (102 for Flowers-102).
         lr: peak SGD learning rate (DINO: ``0.001 · batch size / 256``).
-        momentum / weight_decay: SGD settings (DINO: 0.9 and 0).
-        mean / std: input normalisation of the backbone (ImageNet's).
+        momentum: SGD momentum (DINO: 0.9).
+        weight_decay: SGD weight decay (DINO: 0).
+        mean: per-channel input mean of the backbone (ImageNet's).
+        std: per-channel input standard deviation of the backbone (ImageNet's).
     """
 
     def __init__(

@@ -10,8 +10,13 @@ and combines the terms' scores into the guided noise ``ê = e_u + scale · Σ_k 
 A term that differentiates a loss ``L(x̂0)`` returns ``∂L/∂x̂0`` from :meth:`GuidanceTerm.image_gradient`;
 the noise model carries all such image gradients back to ``z`` through the one shared ``z ↦ x̂0`` graph
 (one backward pass each, or one batched pass) and hands each term its own ``∂L/∂z`` in
-:meth:`GuidanceTerm.score`. A term without a loss (classifier-free guidance) sets
-``needs_gradient = False`` and is given ``None``. Adding a guidance idea is one new subclass.
+:meth:`GuidanceTerm.score`; such a term sets ``needs_gradient = True``. A term without a loss
+(classifier-free guidance, a fixed direction) keeps the default ``needs_gradient = False`` and is
+given ``None``. Adding a guidance idea is one new subclass.
+
+The sign: ``z`` moves against ``ê`` (``ẑ0' = (z − √(1−a)·ê)/√a``), so a score of
+``inputs.score_scale · ∂L/∂z = −√(1−a)·∂L/∂z`` *increases* ``L`` — as LDCE's classifier term raises
+``log p(y_t | x̂0)`` — and its negative decreases it (LDCE's distance term).
 """
 
 from __future__ import annotations
@@ -57,7 +62,7 @@ class StepInputs:
 
     @property
     def score_scale(self) -> Tensor:
-        """``−√(1 − a)``: a latent gradient ``g`` becomes the score ``s = −√(1 − a)·g`` (ALGORITHM.md step 4)."""
+        """``−√(1 − a)``: a latent gradient ``g`` becomes the score ``s = −√(1 − a)·g`` (docs/algorithm.md step 4)."""
         return -torch.sqrt(1.0 - self.alpha)
 
 
@@ -82,11 +87,13 @@ class TermOutput:
 class GuidanceTerm(abc.ABC):
     """One additive part of the guided noise; see the module docstring for the protocol."""
 
-    needs_gradient: bool = True
-    """Whether :meth:`image_gradient` returns a gradient (then the step builds the ``z ↦ x̂0`` graph)."""
+    needs_gradient: bool = False
+    """Set to true by a term whose :meth:`image_gradient` returns a gradient (then the step builds the
+    ``z ↦ x̂0`` graph and calls it)."""
 
     def image_gradient(self, image: Tensor, task: Task) -> ImageGradient | None:
-        """``∂L/∂x̂0`` of this term's loss at ``image`` (``x̂0`` ``(B, 3, H, W)``, float32, detached)."""
+        """``∂L/∂x̂0`` of this term's loss at ``image`` (``x̂0`` ``(B, 3, H, W)``, float32, detached);
+        called only when ``needs_gradient`` is true."""
         return None
 
     @abc.abstractmethod

@@ -1,4 +1,4 @@
-"""LDCE's classifier term with consensus guidance (ALGORITHM.md step 4).
+"""LDCE's classifier term with consensus guidance (docs/algorithm.md step 4).
 
 L_c = Σ_batch log p_f(y_t | x̂0)        (binary: −BCEWithLogits(f(x̂0), y_t))
 s_c = −√(1 − a)·∂L_c/∂z
@@ -52,6 +52,8 @@ class ClassifierGuidance(GuidanceTerm):
         consensus: the consensus test; ``None`` passes the raw score (``guidance: unprojected``).
         enforce_same_norms: rescale the score to ``|d|`` per sample before weighting.
     """
+
+    needs_gradient = True
 
     def __init__(
         self, classifier: nn.Module, weight: float, consensus: Consensus | None, enforce_same_norms: bool

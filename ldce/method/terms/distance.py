@@ -1,4 +1,4 @@
-"""LDCE's distance term: stay close to the original image (ALGORITHM.md step 4).
+"""LDCE's distance term: stay close to the original image (docs/algorithm.md step 4).
 
 L_d = ||clamp(x̂0, 0, 1) − x||_p^p      (p = 1: L1; p = 2: squared L2; summed per sample)
 s_d = −√(1 − a)·∂L_d/∂z
@@ -29,6 +29,8 @@ class DistanceGuidance(GuidanceTerm):
         weight: ``λd`` (``sampler.dist_lambda``).
         enforce_same_norms: rescale the score to ``|d|`` per sample before weighting.
     """
+
+    needs_gradient = True
 
     def __init__(self, p: int, weight: float, enforce_same_norms: bool) -> None:
         self.p, self.weight, self.enforce_same_norms = p, weight, enforce_same_norms

@@ -10,7 +10,5 @@ from ldce.method.terms.base import GuidanceTerm, StepInputs, TermOutput
 class ClassifierFreeGuidance(GuidanceTerm):
     """The implicit classifier ``d`` itself (``guidance: free``); no classifier, no gradient."""
 
-    needs_gradient = False
-
     def score(self, inputs: StepInputs, latent_gradient: Tensor | None) -> TermOutput:
         return TermOutput(inputs.implicit)

@@ -1,6 +1,6 @@
 """Test stand-in for the ``open_clip`` package (``open_clip_torch`` cannot be installed offline).
 
-It offers the three things :func:`ldce.zero_shot.open_clip_zero_shot` uses — ``create_model`` with a
+It offers the three things :func:`ldce.classifiers.zero_shot.open_clip_zero_shot` uses — ``create_model`` with a
 local ``pretrained`` file (loaded strictly), ``get_tokenizer`` and a model with ``encode_image`` /
 ``encode_text`` — on a tiny random CLIP-like model, so that the Pets configuration runs end to end.
 """

@@ -81,6 +81,9 @@ def migrate_config(config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     if isinstance(model, dict) and model.get("class_path") in MODULE_CLASSES:
         changes.append(f"model.class_path {model['class_path']} (now implied)")
         model = dict(model.get("init_args") or {})
+    elif isinstance(model, dict) and set(model) == {"init_args"}:  # a partial override file
+        changes.append("model.init_args (now model)")
+        model = dict(model["init_args"] or {})
     if isinstance(model, dict):
         for key in [k for k in model if k in GROUPS]:
             changes.append(f"model.{key} (now model.{GROUPS[key]}.{key})")
@@ -90,24 +93,27 @@ def migrate_config(config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
 
 
 def _migrate_flag(name: str) -> str:
-    """``--model.init_args.X`` → ``--model.X``; ``--model.strength`` → ``--model.method.strength``."""
+    """``--model.init_args.X`` → ``--model.X``; ``--model.strength`` → ``--model.method.strength``;
+    ``--model.classifier.init_args.crop`` → ``--model.classifier.init_args.preprocessing.crop``."""
     parts = name.removeprefix("--").split(".")
     if parts[:2] == ["model", "init_args"]:
         parts = ["model", *parts[2:]]
     if len(parts) == 2 and parts[0] == "model" and parts[1] in GROUPS:
         parts = ["model", GROUPS[parts[1]], parts[1]]
+    if parts[:3] == ["model", "classifier", "init_args"] and len(parts) == 4 and parts[3] in PREPROCESSING_FIELDS:
+        parts = [*parts[:3], "preprocessing", parts[3]]
     return "--" + ".".join(parts)
 
 
 def migrate_argv(argv: list[str]) -> tuple[list[str], list[str]]:
-    """Command-line flags in the current form, and the old flags (empty: nothing changed)."""
+    """Command-line flags in the current form (old class paths given as values renamed too), and the
+    old flags (empty: nothing changed)."""
     migrated, changes = [], []
     for arg in argv:
         name, equals, value = arg.partition("=")
-        if name.startswith("--model."):
-            new = _migrate_flag(name)
-            if new != name:
-                changes.append(f"{name} (now {new})")
-            arg = new + equals + value
-        migrated.append(arg)
+        new = _migrate_flag(name) if name.startswith("--model.") else _renamed(arg) if not equals else name
+        value = _renamed(value) if equals else value
+        if new + equals + value != arg:
+            changes.append(f"{arg} (now {new + equals + value})")
+        migrated.append(new + equals + value)
     return migrated, changes
