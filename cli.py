@@ -1,85 +1,61 @@
-"""The ``ldce`` command: ``ldce predict --config configs/<experiment>.yaml`` (LightningCLI) and tools.
+"""The ``ldce`` command: ``ldce predict --config configs/<experiment>.yaml``, ``ldce explain IMAGES``, and tools.
 
-``ldce predict`` explains the inputs of a datamodule with ``ldce.runner.CounterfactualModule``;
-``ldce fit`` / ``validate`` / ``test`` train and check the demo models and the Flowers linear head;
-``ldce shards`` / ``ldce datasets`` write WebDataset shards; ``ldce targets`` writes
-nearest-other-class target files; ``ldce evaluate`` scores a results folder.
-
-One top-level ``--output_dir`` is followed by the writer, the run summary, the W&B logger and the
-saved ``config.yaml`` / ``manifest.json``; a repeated run into the same folder resumes instead of failing.
+``ldce --help`` lists every command; each has its own ``--help``. LightningCLI drives ``predict`` (and
+``explain``, which is ``predict`` over image files) with ``ldce.runner.CounterfactualModule``, and
+``fit`` / ``validate`` / ``test`` with any training module. One top-level ``--output_dir`` is followed
+by the writer, the run summary, the W&B logger and the saved ``config.yaml`` / ``manifest.json``; a
+repeated run into the same folder resumes instead of failing.
 """
 
 from __future__ import annotations
 
 import importlib
-import logging
 import sys
-import warnings
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import yaml
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
-from lightning.pytorch.loggers import WandbLogger
 from torch import nn
 
+import ldce
 from ldce.callbacks.run_config import SaveRunConfig
 from ldce.callbacks.summary import RunSummary
 from ldce.callbacks.wandb_table import WandbCounterfactuals
 from ldce.callbacks.writer import CounterfactualWriter
-from ldce.compat.legacy import migrate_argv, migrate_config
+from ldce.commands import console
+from ldce.commands.explain import explain_help, predict_args
+from ldce.commands.parser import CONFIGS, LDCEParser, check_training_config, current_form, packaged_configs
+from ldce.commands.wandb_options import WandbOptions
+from ldce.datamodules.images import ImageFilesDataModule
 from ldce.datamodules.webdataset import WebDatasetDataModule
 from ldce.runner import CounterfactualModule
 from ldce.runner.trainer_settings import check_trainer
 
-log = logging.getLogger("ldce")
-
 TOOLS = {
+    "evaluate": "ldce.results.evaluate:main",
     "shards": "ldce.datamodules.shards:main",
     "datasets": "ldce.datamodules.datasets:main",
     "targets": "ldce.datamodules.nearest_targets:main",
-    "evaluate": "ldce.results.evaluate:main",
 }
-"""``ldce <tool> …`` commands beside LightningCLI's subcommands: module:function(argv)."""
+"""``ldce <tool> …`` commands beside LightningCLI's: module:function(argv)."""
+COMMANDS = {
+    "predict": "explain the inputs of a config's data (WebDataset shards) with its model",
+    "explain": "explain image files, folders, globs or a CSV list; no shards needed",
+    "evaluate": "compute the counterfactual metrics of a results folder into metrics.json",
+    "shards": "write images (a folder, an ImageFolder tree, a CSV/JSON list) as WebDataset shards",
+    "datasets": "write the paper's data sets (ImageNet, CelebA-HQ, Flowers-102, Pets) as shards",
+    "targets": "write nearest-other-class target files (Flowers-102, Pets)",
+    "fit": "train a training config's model (the demo models, the Flowers-102 linear head)",
+    "validate": "validate a training config's model",
+    "test": "test a training config's model",
+}
 TRAINING = ("fit", "validate", "test")
-
 TRAINER_DEFAULTS: dict[str, Any] = {
     "inference_mode": False,
     "logger": False,
     "enable_model_summary": False,
     "devices": "auto",
 }
-
-
-class WandbOptions:
-    """Weights & Biases run options; the run's files go under ``<output_dir>/wandb``.
-
-    Args:
-        mode: ``offline`` (files only), ``online`` (sync) or ``disabled``.
-        project: the W&B project.
-        name: the run's name.
-        entity: the W&B entity (user or team).
-        tags: the run's tags.
-    """
-
-    def __init__(
-        self,
-        mode: Literal["offline", "online", "disabled"] = "offline",
-        project: str = "ldce",
-        name: str | None = None,
-        entity: str | None = None,
-        tags: list[str] | None = None,
-    ) -> None:
-        self.mode, self.project, self.name, self.entity, self.tags = mode, project, name, entity, tags
-
-    def logger(self, save_dir: str) -> WandbLogger | None:
-        if self.mode == "disabled":
-            return None
-        offline = self.mode == "offline"
-        return WandbLogger(
-            save_dir=save_dir, offline=offline, project=self.project, name=self.name, entity=self.entity, tags=self.tags
-        )
 
 
 def explained_classifier(model: CounterfactualModule) -> nn.Module:
@@ -89,7 +65,12 @@ def explained_classifier(model: CounterfactualModule) -> nn.Module:
 
 def delivered_image_size(data: LightningDataModule) -> int | None:
     """The side of the images a datamodule delivers, where it says (linked into the module's check)."""
-    return data.image_size if isinstance(data, WebDatasetDataModule) else None
+    return data.image_size if isinstance(data, (WebDatasetDataModule, ImageFilesDataModule)) else None
+
+
+def backbone_side(model: CounterfactualModule) -> int:
+    """The side of the images the module's backbone works on (linked into ``ldce explain``'s data)."""
+    return model.backbone.image_size
 
 
 class _OutputCLI(LightningCLI):
@@ -122,7 +103,11 @@ class PredictCLI(_OutputCLI):
             parser.link_arguments("output_dir", target)
         parser.link_arguments("writer.save_steps", "model.record_steps")  # step videos need the steps
         parser.link_arguments("model", "summary.classifier", compute_fn=explained_classifier, apply_on="instantiate")
-        # instantiates the data (checking its shards) before the model loads, and the size before any work
+        self.link_image_size(parser)
+
+    def link_image_size(self, parser: LightningArgumentParser) -> None:
+        """Instantiate the data (checking its inputs) before the model loads, and check the size it
+        delivers before any work."""
         parser.link_arguments("data", "model.image_size", compute_fn=delivered_image_size, apply_on="instantiate")
 
     def before_instantiate_classes(self) -> None:
@@ -130,8 +115,21 @@ class PredictCLI(_OutputCLI):
         check_trainer(self.config.predict.trainer.as_dict())
 
     def predict(self, **kwargs: Any) -> None:
-        """Predictions go to the callbacks batch by batch; none are kept in memory."""
+        """Predictions go to the callbacks batch by batch; none are kept in memory. A run in which
+        every input failed is an error."""
         self.trainer.predict(**(kwargs | {"return_predictions": False}))
+        summary = next(c for c in self.trainer.callbacks if isinstance(c, RunSummary))
+        counts = summary.last_counts
+        if counts["explained"] == 0 and counts["failed"] > 0:
+            where = summary.output_dir / "summary.json"
+            raise console.UserError(f"every input failed ({counts['failed']}); the reasons are in {where}")
+
+
+class ExplainCLI(PredictCLI):
+    """``ldce explain``: ``ldce predict`` over image files, fed at the side the backbone works on."""
+
+    def link_image_size(self, parser: LightningArgumentParser) -> None:
+        parser.link_arguments("model", "data.init_args.image_size", compute_fn=backbone_side, apply_on="instantiate")
 
 
 class TrainCLI(_OutputCLI):
@@ -142,62 +140,104 @@ class TrainCLI(_OutputCLI):
         return {name: LightningCLI.subcommands()[name] for name in TRAINING}
 
 
-def run_cli(args: list[str], run: bool = True) -> LightningCLI:
-    """Build (and by default run) ``ldce <subcommand> …`` on ``args`` (the subcommand first)."""
+def run_cli(args: list[str], run: bool = True, explain: bool = False) -> LightningCLI:
+    """Build (and by default run) ``ldce <subcommand> …`` on ``args`` (the subcommand first);
+    ``explain``: ``args`` are those of ``ldce explain`` in ``ldce predict`` form."""
+    common = {
+        "parser_class": LDCEParser,
+        "save_config_kwargs": {"overwrite": True},
+        "run": run,
+        "subclass_mode_data": True,
+    }
     if args[:1] == ["predict"]:
-        args = _current_form(args)
-        return PredictCLI(
+        args = current_form(args)
+        defaults = {"trainer_defaults": TRAINER_DEFAULTS, "save_config_callback": SaveRunConfig}
+        return (ExplainCLI if explain else PredictCLI)(
             CounterfactualModule,
             LightningDataModule,
-            subclass_mode_data=True,
-            trainer_defaults=TRAINER_DEFAULTS,
-            save_config_callback=SaveRunConfig,
-            save_config_kwargs={"overwrite": True},
             args=args if run else args[1:],
-            run=run,
             auto_configure_optimizers=False,
+            **defaults,
+            **common,
         )
+    trainer = TRAINER_DEFAULTS | {"enable_model_summary": True}
     return TrainCLI(
         LightningModule,
         LightningDataModule,
         subclass_mode_model=True,
-        subclass_mode_data=True,
-        trainer_defaults=TRAINER_DEFAULTS | {"enable_model_summary": True},
-        save_config_kwargs={"overwrite": True},
+        trainer_defaults=trainer,
         args=args if run else args[1:],
-        run=run,
+        **common,
     )
 
 
-def _current_form(args: list[str]) -> list[str]:
-    """``args`` with ldce 0.1 configs and flags rewritten (see ``ldce.compat.legacy``), warning once."""
-    split = [part for arg in args for part in (arg.split("=", 1) if arg.startswith("--config=") else [arg])]
-    args, changes = migrate_argv(split)
-    for i in range(len(args) - 1):
-        if args[i] in ("--config", "-c") and Path(args[i + 1]).is_file():
-            config, found = migrate_config(yaml.safe_load(Path(args[i + 1]).read_text()) or {})
-            if found:
-                changes += [f"{args[i + 1]}: {change}" for change in found]
-                args[i + 1] = yaml.safe_dump(config, sort_keys=False)
-    if changes:
-        log.warning(
-            "ldce 0.1 keys read in their new places (update the files; support ends with ldce 0.3): %s",
-            "; ".join(changes),
-        )
-    return args
+def overview() -> str:
+    """``ldce --help``."""
+    width = max(map(len, COMMANDS))
+    lines = [f"  {name:<{width}}  {text}" for name, text in COMMANDS.items()]
+    return "\n".join(
+        [
+            "usage: ldce [-q | -v | --log_level LEVEL] <command> [options]",
+            "",
+            "Latent diffusion counterfactual explanations: what would an image have to look like for a",
+            "classifier to say another class?",
+            "",
+            "commands:",
+            *lines,
+            "",
+            "options: -q (warnings and errors only), -v (everything, with tracebacks), --version, -h/--help",
+            "examples: ldce predict --config quickstart",
+            "          ldce explain photo.png --config quickstart --target Coat --output_dir out",
+            "`ldce <command> --help` lists a command's options; configs that ship with ldce: "
+            + ", ".join(sorted(p.stem for p in CONFIGS.glob("*.yaml"))),
+        ]
+    )
+
+
+def _dispatch(command: str, args: list[str], quiet: bool) -> None:
+    """Run ``ldce <command> <args>``; ``quiet`` (``-q``) hides progress bars unless a config asks for them."""
+    if command in TOOLS:
+        module, function = TOOLS[command].rsplit(":", 1)
+        status = getattr(importlib.import_module(module), function)(args)
+        if status:
+            sys.exit(status)
+        return
+    if command == "explain" and {"-h", "--help"} & set(args):
+        print(explain_help())
+        return
+    args = predict_args(packaged_configs(args)) if command == "explain" else [command, *packaged_configs(args)]
+    if args[0] in TRAINING:
+        check_training_config(args)
+    hidden = ["--trainer.enable_progress_bar=false"] + (["--model.step_progress=false"] if args[0] == "predict" else [])
+    run_cli(args[:1] + (hidden if quiet else []) + args[1:], explain=command == "explain")
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``ldce`` console command."""
-    argv = sys.argv[1:] if argv is None else argv
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if argv[:1] and argv[0] in TOOLS:
-        module, function = TOOLS[argv[0]].rsplit(":", 1)
-        getattr(importlib.import_module(module), function)(argv[1:])
+    try:
+        level, argv = console.log_level(sys.argv[1:] if argv is None else argv)
+    except console.UserError as error:
+        console.fail("", error, "INFO")
+    console.configure(level)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(overview())
+        sys.exit(0 if argv else 2)
+    if argv[0] == "--version":
+        print(f"ldce {ldce.__version__}")
         return
-    # ``args`` is what LightningCLI parses; sys.argv stays whole for the processes DDP launches
-    warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended to run from within Python")
-    run_cli(argv)
+    command, args = argv[0], argv[1:]
+    if command not in COMMANDS:
+        console.fail(
+            "",
+            console.UserError(f"unknown command {command!r}{console.suggestion(command, COMMANDS)}; see ldce --help"),
+            level,
+        )
+    try:
+        _dispatch(command, args, quiet=level == "WARNING")
+    except Exception as error:
+        if not console.is_user_error(error):
+            raise
+        console.fail(command, error, level)
 
 
 if __name__ == "__main__":

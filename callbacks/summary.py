@@ -67,6 +67,7 @@ def outcome_counts(synced: dict[str, int], explained: list[str], latest: dict[st
         "failed": synced["failed"] + synced["explained"] - len(done),
         "damaged_shards": synced["damaged_shards"],
         "renamed_duplicates": sum(record.original_key is not None for record in done),
+        "already_target": sum(bool(record.already_target) for record in done),
     }
 
 
@@ -74,8 +75,9 @@ class RunSummary(Callback):
     """Counts, the folder's means and the counterfactual metrics over all ranks, in ``summary.json``.
 
     ``counts``: this run's inputs — ``done + skipped + failed`` is every input it saw, an input whose
-    files could not be written counting as failed — plus the shards that broke part-way and the inputs
-    renamed because their key occurs twice. ``folder``: the
+    files could not be written counting as failed — plus the shards that broke part-way, the inputs
+    renamed because their key occurs twice and the done inputs the classifier already called their
+    target (they do not count in the flip rate). ``folder``: the
     folder's done and failed inputs after this run (a resumed run's ``counts`` cover only itself).
     ``metrics``: flip rate, mean target confidence and L1/L2 over the folder's done records.
     ``evaluation``: the metrics of :mod:`ldce.metrics` over the counterfactuals this run made, as saved
@@ -100,6 +102,8 @@ class RunSummary(Callback):
         self.suite: MetricSuite | None = None
         self.failures: list[dict[str, Any]] = []
         self.explained: list[str] = []
+        self.last_counts: dict[str, int] = dict.fromkeys(SYNCED, 0)
+        """The last run's synced counts (every rank): explained, skipped, failed, damaged_shards."""
 
     def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.counts = self.counts.to(pl_module.device)
@@ -117,7 +121,7 @@ class RunSummary(Callback):
             self.suite.update(saved_pairs(outputs).to(pl_module.device))
 
     def on_predict_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        synced = {name: int(value) for name, value in self.counts.compute().items()}
+        synced = self.last_counts = {name: int(value) for name, value in self.counts.compute().items()}
         evaluation = self.suite.compute()
         failures = gather_lists(self.failures)  # collectives: after them, every rank's records are written
         explained = gather_lists(self.explained)

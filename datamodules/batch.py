@@ -73,3 +73,49 @@ class SkipsKeys(Protocol):
 
     def skip(self, keys: set[str]) -> None:
         """Pass over ``keys`` from now on: they are not decoded and arrive as ``InputBatch.skipped``."""
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A usable sample: its key, shard and original key (if renamed), image ``(3, H, W)`` in [0, 1],
+    label, target and index (−1: unknown) and its JSON."""
+
+    key: str
+    shard: str | None
+    original_key: str | None
+    image: torch.Tensor
+    label: int
+    target: int
+    index: int
+    meta: dict
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A sample passed over because it is already done."""
+
+    key: str
+
+
+def collate(items: list[Decoded | Skipped | Failure], image_size: int) -> InputBatch:
+    """Decoded samples → an :class:`InputBatch` (failures and skipped keys kept aside)."""
+    good = [item for item in items if isinstance(item, Decoded)]
+    failures = [item for item in items if isinstance(item, Failure)]
+    skipped = [item.key for item in items if isinstance(item, Skipped)]
+    if not good:
+        return InputBatch.empty(image_size, failures, skipped)
+    labels, targets, indices = (
+        torch.tensor([getattr(d, name) for d in good], dtype=torch.long) for name in ("label", "target", "index")
+    )
+    return InputBatch(
+        keys=[d.key for d in good],
+        images=torch.stack([d.image for d in good]),
+        labels=labels,
+        targets=targets,
+        indices=indices,
+        meta=[d.meta for d in good],
+        shards=[d.shard for d in good],
+        original_keys=[d.original_key for d in good],
+        failures=failures,
+        skipped=skipped,
+    )

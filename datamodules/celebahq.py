@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
-from ldce.datamodules.shards import ShardItem
+from ldce.datamodules.folders import ShardItem
 
 Partition = Literal["train", "val", "test"]
 PARTITIONS = {"train": 0, "val": 1, "test": 2}

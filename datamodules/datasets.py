@@ -25,11 +25,13 @@ import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ldce.checks import ArgumentParser
 from ldce.classifiers.names import read_class_names
 from ldce.datamodules.celebahq import PARTITIONS, celebahq_items
+from ldce.datamodules.folders import ShardItem
 from ldce.datamodules.imagenet import imagenet_items
 from ldce.datamodules.oxford import FLOWERS_SPLITS, flowers102_items, pets_items
-from ldce.datamodules.shards import ShardItem, write_shards
+from ldce.datamodules.shards import write_shards
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +67,7 @@ def _add_common(parser: argparse.ArgumentParser, names_required: bool = False) -
 
 def build_parser() -> argparse.ArgumentParser:
     """``imagenet``, ``celebahq``, ``flowers102`` and ``pets`` subcommands, each with its reader."""
-    parser = argparse.ArgumentParser(prog="python -m ldce.datamodules.datasets", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="ldce datasets", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="dataset", required=True)
     imagenet = commands.add_parser("imagenet", help="ILSVRC2012 validation set")
     _add_common(imagenet)

@@ -21,8 +21,8 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 from ldce.classifiers.names import read_class_names
+from ldce.datamodules.folders import ShardItem
 from ldce.datamodules.oxford import FlowersSplit, flowers102_items
-from ldce.datamodules.shards import ShardItem
 
 
 class ItemImages(Dataset):

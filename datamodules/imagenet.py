@@ -30,8 +30,8 @@ from typing import Literal
 
 import numpy as np
 
+from ldce.datamodules.folders import ShardItem, is_image_path
 from ldce.datamodules.matfile import read_mat
-from ldce.datamodules.shards import ShardItem, is_image_path
 
 Order = Literal["blocks", "folder"]
 WNID = re.compile(r"n\d{8}")

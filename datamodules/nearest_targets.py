@@ -29,6 +29,7 @@ import torch
 import yaml
 from torch import Tensor, nn
 
+from ldce.checks import ArgumentParser
 from ldce.classifiers.features import feature_extractor
 from ldce.datamodules.webdataset import WebDatasetDataModule
 
@@ -111,9 +112,7 @@ def similarity_targets(args: argparse.Namespace) -> dict[int, int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m ldce.datamodules.nearest_targets", description=__doc__.split("\n\n")[0]
-    )
+    parser = ArgumentParser(prog="ldce targets", description=__doc__.split("\n\n")[0])
     parser.add_argument("--output", type=Path, required=True, help="target file to write (YAML index: target)")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--shards", help="shards of the images to explain (brace pattern)")

@@ -21,8 +21,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
+from ldce.datamodules.folders import ShardItem
 from ldce.datamodules.matfile import read_vector
-from ldce.datamodules.shards import ShardItem
 
 FlowersSplit = Literal["train", "val", "test"]
 PetsSplit = Literal["trainval", "test"]

@@ -22,6 +22,8 @@ from typing import Literal
 
 from webdataset import tariterators
 
+from ldce.datamodules.folders import is_image_path
+
 DuplicateKeys = Literal["rename", "fail"]
 FAILURE, ORIGINAL_KEY = "__failure__", "__original_key__"
 META_MEMBER = re.compile(r"__[^/]*__($|/)")
@@ -34,11 +36,18 @@ def is_local(url: str) -> bool:
 
 
 def check_local_shards(urls: list[str]) -> None:
-    """Raise one ``FileNotFoundError`` listing every local shard that is not a file."""
-    missing = [url for url in urls if is_local(url) and not Path(url).is_file()]
+    """Raise one ``FileNotFoundError`` listing every local shard that is not a file, or a ``ValueError``
+    naming local files that are images or other files rather than tar archives."""
+    local = [url for url in urls if is_local(url)]
+    missing = [url for url in local if not Path(url).is_file()]
     if missing:
         shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
         raise FileNotFoundError(f"{len(missing)} of {len(urls)} shards not found: {shown}")
+    images = [url for url in local if is_image_path(Path(url))]
+    if images:
+        raise ValueError(
+            f"{images[0]} is an image, not a WebDataset shard: explain images with `ldce explain {images[0]}`"
+        )
 
 
 def shard_name(url: str) -> str:

@@ -19,19 +19,17 @@ import itertools
 import json
 import logging
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from functools import partial
 from typing import Literal
 
-import torch
 import webdataset
 from jsonargparse.typing import NonNegativeInt, PositiveInt
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
 from ldce.checks import class_index, validated
-from ldce.datamodules.batch import UNKNOWN, Failure, InputBatch
-from ldce.datamodules.shards import IMAGE_EXTENSIONS
+from ldce.datamodules.batch import UNKNOWN, Decoded, Failure, Skipped, collate
+from ldce.datamodules.folders import IMAGE_EXTENSIONS
 from ldce.datamodules.tar_reading import (
     FAILURE,
     ORIGINAL_KEY,
@@ -88,28 +86,6 @@ def expand_urls(urls: str | list[str]) -> list[str]:
     return [url for item in items for url in webdataset.shardlists.expand_urls(item)]
 
 
-@dataclass(frozen=True)
-class Decoded:
-    """A usable sample: its key, shard and original key (if renamed), image ``(3, H, W)`` in [0, 1],
-    label, target and index (−1: unknown) and its JSON."""
-
-    key: str
-    shard: str | None
-    original_key: str | None
-    image: torch.Tensor
-    label: int
-    target: int
-    index: int
-    meta: dict
-
-
-@dataclass(frozen=True)
-class Skipped:
-    """A sample passed over because it is already done."""
-
-    key: str
-
-
 class SampleDecoder:
     """``map`` function: raw WebDataset sample → :class:`Decoded`, :class:`Skipped` or :class:`Failure`."""
 
@@ -132,15 +108,13 @@ class SampleDecoder:
         """Labels first (cheap), then the image; raises on anything unusable."""
         meta = self._meta(sample)
         label = self._field(sample, self.label_key, meta, "label")
-        if label is None:
-            raise SampleError(f"missing label (no {self.label_key!r} entry, no 'label' in {self.meta_key!r})")
         target = self._field(sample, self.target_key, meta, "target")
         index = class_index(meta.get("index"), "index")
         image_ext = next((ext for ext in IMAGE_EXTENSIONS if ext in sample), None)
         if image_ext is None:
             raise SampleError(f"missing image (none of {', '.join(IMAGE_EXTENSIONS)})")
         image = decode_image(sample[image_ext], self.image_size, self.resize_mode)
-        target, index = (UNKNOWN if value is None else value for value in (target, index))
+        label, target, index = (UNKNOWN if value is None else value for value in (label, target, index))
         return Decoded(key, shard, sample.get(ORIGINAL_KEY), image, label, target, index, meta)
 
     def _meta(self, sample: dict) -> dict:
@@ -155,30 +129,6 @@ class SampleDecoder:
     def _field(sample: dict, entry: str, meta: dict, field: str) -> int | None:
         """The ``entry`` of the sample if present, else ``meta[field]``."""
         return class_index(sample[entry] if entry in sample else meta.get(field), field)
-
-
-def collate(items: list[Decoded | Skipped | Failure], image_size: int) -> InputBatch:
-    """Decoded samples → an :class:`InputBatch` (failures and skipped keys kept aside)."""
-    good = [item for item in items if isinstance(item, Decoded)]
-    failures = [item for item in items if isinstance(item, Failure)]
-    skipped = [item.key for item in items if isinstance(item, Skipped)]
-    if not good:
-        return InputBatch.empty(image_size, failures, skipped)
-    labels, targets, indices = (
-        torch.tensor([getattr(d, name) for d in good], dtype=torch.long) for name in ("label", "target", "index")
-    )
-    return InputBatch(
-        keys=[d.key for d in good],
-        images=torch.stack([d.image for d in good]),
-        labels=labels,
-        targets=targets,
-        indices=indices,
-        meta=[d.meta for d in good],
-        shards=[d.shard for d in good],
-        original_keys=[d.original_key for d in good],
-        failures=failures,
-        skipped=skipped,
-    )
 
 
 class WebDatasetDataModule(LightningDataModule):

@@ -9,6 +9,7 @@ meet the same rule with the same wording. Other annotations (modules, classes) a
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import functools
 import inspect
@@ -114,3 +115,11 @@ def class_index(value: Any, field: str) -> int | None:
     if isinstance(text, int) and not isinstance(text, bool) and text >= 0:
         return text
     raise ValueError(f"invalid {field} {text!r} (expected a class index ≥ 0)")
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """``argparse`` whose errors are one line, ``<prog>: error: <message>``, without the usage block
+    (``--help`` shows it), exit status 2: the command line of ldce's tools."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")

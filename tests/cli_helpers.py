@@ -141,6 +141,11 @@ def counts(done: int, skipped: int, failed: int) -> dict[str, int]:
     return {"done": done, "skipped": skipped, "failed": failed, "damaged_shards": 0, "renamed_duplicates": 0}
 
 
+def counts_of(output: Path) -> dict[str, int]:
+    """``summary.json``'s counts without ``already_target`` (which depends on the random classifier)."""
+    return {k: v for k, v in summary(output)["counts"].items() if k != "already_target"}
+
+
 def summary(output: Path) -> dict:
     return json.loads((output / "summary.json").read_text())
 

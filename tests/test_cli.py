@@ -9,6 +9,7 @@ import pytest
 from cli_helpers import (
     LDCE,
     counts,
+    counts_of,
     environment,
     good_sample,
     ldce,
@@ -40,9 +41,11 @@ def test_predict_writes_images_records_summary_and_config(tmp_path):
         assert (out / record["files"]["original"]).is_file() and (out / record["files"]["counterfactual"]).is_file()
         assert 0 <= record["target_confidence"] <= 1 and record["l1"] > 0
     result = summary(out)
-    assert result["counts"] == counts(5, 0, 0)
-    expected_flip = sum(r["flipped"] for r in done) / 5
+    assert counts_of(out) == counts(5, 0, 0)
+    open_inputs = [r for r in done if not r["already_target"]]  # the flip rate leaves out inputs already at the target
+    expected_flip = sum(r["flipped"] for r in open_inputs) / len(open_inputs)
     assert result["metrics"]["flip_rate"] == pytest.approx(expected_flip)
+    assert result["counts"]["already_target"] == 5 - len(open_inputs)
     assert result["metrics"]["l1"] == pytest.approx(sum(r["l1"] for r in done) / 5, rel=1e-6)
     assert (out / "config.yaml").is_file() and (out / "grid.png").is_file()
     assert all((out / r["files"]["consensus"]).is_file() for r in done)
@@ -56,10 +59,10 @@ def test_a_rerun_into_the_same_folder_skips_what_is_done(tmp_path):
     ldce("predict", "--config", str(config), "--output_dir", str(out))
     first = outputs_of(out)
     ldce("predict", "--config", str(config), "--output_dir", str(out))
-    assert summary(out)["counts"] == counts(0, 3, 0)
+    assert counts_of(out) == counts(0, 3, 0)
     assert outputs_of(out) == first
     ldce("predict", "--config", str(config), "--output_dir", str(out), "--writer.overwrite", "true")
-    assert summary(out)["counts"] == counts(3, 0, 0)
+    assert counts_of(out) == counts(3, 0, 0)
 
 
 @pytest.mark.parametrize("precision", ["bf16-mixed", "16-mixed"])
@@ -67,7 +70,7 @@ def test_mixed_precision_predicts_every_input(tmp_path, precision):
     config = tiny_config(tmp_path, uneven_shards(tmp_path / "data", (3,)))
     out = tmp_path / "out"
     ldce("predict", "--config", str(config), "--output_dir", str(out), "--trainer.precision", precision)
-    assert summary(out)["counts"] == counts(3, 0, 0)
+    assert counts_of(out) == counts(3, 0, 0)
     assert all(Image.open(out / r["files"]["counterfactual"]).size == (32, 32) for r in records(out))
 
 
@@ -78,6 +81,7 @@ def test_bad_inputs_are_counted_named_and_skipped(tmp_path):
         {"__key__": "gray", "png": png(2, "L"), "cls": b"2", "target.cls": b"3"},
         {"__key__": "rgba", "png": png(3, "RGBA"), "cls": b"3", "target.cls": b"4"},
         {"__key__": "nolabel", "png": png(4), "target.cls": b"1"},
+        {"__key__": "notarget", "png": png(6), "cls": b"2"},
         {"__key__": "badtarget", "png": png(5), "cls": b"5", "target.cls": b"9999"},
     ]
     (tmp_path / "data").mkdir()
@@ -87,11 +91,13 @@ def test_bad_inputs_are_counted_named_and_skipped(tmp_path):
         "predict", "--config", str(tiny_config(tmp_path, str(tmp_path / "data" / "bad.tar"))), "--output_dir", str(out)
     )
     result = summary(out)
-    assert result["counts"] == counts(3, 0, 3)
+    assert counts_of(out) == counts(4, 0, 3)
     reasons = {f["key"]: f["reason"] for f in result["failed"]}
-    assert set(reasons) == {"truncated", "nolabel", "badtarget"}
-    assert "label" in reasons["nolabel"] and "9999" in reasons["badtarget"]
-    assert sorted(outputs_of(out)) == ["gray", "rgba", "s001"]
+    assert set(reasons) == {"truncated", "notarget", "badtarget"}
+    assert "no target" in reasons["notarget"] and "9999" in reasons["badtarget"]
+    done = outputs_of(out)
+    assert sorted(done) == ["gray", "nolabel", "rgba", "s001"]
+    assert done["nolabel"][1]["source_predicted"] and not done["gray"][1]["source_predicted"]
 
 
 def test_on_error_fail_stops_at_the_first_bad_input(tmp_path):

@@ -13,7 +13,8 @@ import webdataset
 from PIL import Image
 
 from ldce.datamodules.batch import InputBatch
-from ldce.datamodules.shards import IMAGE_EXTENSIONS, collect_items, main, sample_key, write_shards
+from ldce.datamodules.folders import IMAGE_EXTENSIONS, collect_items, sample_key
+from ldce.datamodules.shards import main, write_shards
 from ldce.datamodules.webdataset import RankSplitter, WebDatasetDataModule, expand_urls
 
 SIZE = 16
@@ -156,15 +157,16 @@ def bad_shard(tmp_path) -> str:
 
 
 def test_broken_samples_become_failure_records_and_good_ones_still_arrive(bad_shard):
-    """Truncated/missing image and missing/invalid label are reported by key; nothing raises."""
+    """Truncated/missing image and an invalid label are reported by key; nothing raises. A missing
+    label is not a failure: the sample arrives with label −1 (the runner takes the prediction)."""
     batches = _batches(bad_shard, batch_size=1, num_workers=2)
     failed = {f.key: f.reason for b in batches for f in b.failures}
-    assert set(failed) == {"truncated", "nolabel", "noimage", "badlabel"}
-    assert "truncated" in failed["truncated"].lower() and "missing label" in failed["nolabel"]
+    assert set(failed) == {"truncated", "noimage", "badlabel"}
+    assert "truncated" in failed["truncated"].lower()
     assert "missing image" in failed["noimage"] and "invalid label" in failed["badlabel"]
     columns = [[v for b in batches for v in getattr(b, field)] for field in ("keys", "labels", "targets", "indices")]
     good = {key: (int(label), int(target), int(index)) for key, label, target, index in zip(*columns, strict=True)}
-    assert good == {"good": (2, 1, -1), "metalabel": (3, 5, 7)}
+    assert good == {"good": (2, 1, -1), "metalabel": (3, 5, 7), "nolabel": (-1, -1, -1)}
     only_failures = next(b for b in batches if b.failures)
     assert only_failures.images.shape == (0, 3, SIZE, SIZE) and only_failures.labels.shape == (0,)
 
@@ -174,8 +176,8 @@ def test_skip_keys_pass_over_samples_before_they_are_decoded(bad_shard):
     module = WebDatasetDataModule(bad_shard, image_size=SIZE)
     module.skip({"truncated", "good"})
     batches = list(module.predict_dataloader())
-    assert sorted(_keys(batches)) == ["metalabel"]
-    assert {f.key for b in batches for f in b.failures} == {"nolabel", "noimage", "badlabel"}
+    assert sorted(_keys(batches)) == ["metalabel", "nolabel"]
+    assert {f.key for b in batches for f in b.failures} == {"noimage", "badlabel"}
     assert sorted(k for b in batches for k in b.skipped) == ["good", "truncated"]
 
 
@@ -243,12 +245,12 @@ def test_writer_cli_reads_csv_with_or_without_header_and_json_lists(tree, tmp_pa
 
 
 def test_writer_flat_folder_has_no_labels_and_unique_safe_keys(tmp_path):
-    """A flat folder gives unlabeled samples (reported as missing label); a.png/a.jpg/a.b.png get distinct keys."""
+    """A flat folder gives unlabelled samples (label −1); a.png/a.jpg/a.b.png get distinct keys."""
     for name in ("a.png", "a.jpg", "a.b.png", "notes.txt"):
         (tmp_path / name).write_bytes(_image_bytes("RGB", "PNG"))
     urls = write_shards(collect_items(tmp_path), str(tmp_path / "out" / "s-%03d.tar"), 100)
     samples = _raw_samples(urls[0])
     assert len(samples) == 3 and sample_key("a.b.png") == "a_b" and all("cls" not in s for s in samples.values())
-    failed = [f for b in _batches(urls) for f in b.failures]
-    assert sorted(f.key for f in failed) == sorted(samples)
-    assert all("missing label" in f.reason for f in failed)
+    batches = _batches(urls)
+    assert sorted(_keys(batches)) == sorted(samples) and not any(b.failures for b in batches)
+    assert all((b.labels == -1).all() for b in batches)

@@ -15,6 +15,7 @@ import pytest
 from cli_helpers import (
     LDCE,
     counts,
+    counts_of,
     environment,
     free_port,
     ldce,
@@ -54,7 +55,7 @@ def _check_exactly_once(out) -> None:
         json.loads(line)["key"] for part in (out / "records").glob("*.jsonl") for line in part.read_text().splitlines()
     ]
     assert sorted(parts) == KEYS, "every sample written exactly once, by exactly one rank"
-    assert sorted(keys) == KEYS and summary(out)["counts"] == counts(13, 0, 0)
+    assert sorted(keys) == KEYS and counts_of(out) == counts(13, 0, 0)
 
 
 @pytest.mark.parametrize("workers", [0, 2])

@@ -19,11 +19,21 @@ from ldce.metrics.frechet import fid_of, key_hash, split_halves
 
 def test_flip_rate_counts_argmax_or_thresholded_logit_equal_to_target():
     metric = FlipRate()
-    metric.update(torch.tensor([[2.0, 1.0, 0.0], [0.0, 3.0, 1.0]]), torch.tensor([0, 2]))  # 1 of 2
+    originals = torch.tensor([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])  # neither already at its target
+    metric.update(originals, torch.tensor([[2.0, 1.0, 0.0], [0.0, 3.0, 1.0]]), torch.tensor([0, 2]))  # 1 of 2
     assert metric.compute().item() == pytest.approx(0.5)
     binary = FlipRate()
-    binary.update(torch.tensor([2.0, -1.0, 0.5]), torch.tensor([1, 1, 0]))  # logit > 0 ↔ class 1: 1 of 3
+    before = torch.tensor([-1.0, -1.0, 1.0])
+    binary.update(before, torch.tensor([2.0, -1.0, 0.5]), torch.tensor([1, 1, 0]))  # logit > 0 ↔ class 1: 1 of 3
     assert binary.compute().item() == pytest.approx(1 / 3)
+
+
+def test_inputs_already_at_their_target_do_not_count_in_the_flip_rate():
+    metric = FlipRate()
+    before = torch.tensor([[3.0, 0.0], [3.0, 0.0], [0.0, 3.0]])  # the third is class 1 already
+    after = torch.tensor([[0.0, 3.0], [3.0, 0.0], [0.0, 3.0]])
+    metric.update(before, after, torch.tensor([1, 1, 1]))  # of the two open pairs one flips
+    assert metric.compute().item() == pytest.approx(0.5)
 
 
 def test_closeness_per_image_and_per_pixel():

@@ -10,8 +10,9 @@ import yaml
 from cli_helpers import png
 from paper_files import write_simsiam
 
+from ldce.datamodules.folders import ShardItem
 from ldce.datamodules.nearest_targets import choose_targets, main, nearest_other_classes, targets_from_closest_indices
-from ldce.datamodules.shards import ShardItem, write_shards
+from ldce.datamodules.shards import write_shards
 
 
 def test_the_nearest_image_of_another_class_decides_the_target():

@@ -21,6 +21,7 @@ from torch import Tensor
 from ldce.backbones.class_conditional import ClassConditionalLDM
 from ldce.classifiers import ClassifierWrapper
 from ldce.datamodules.fashion_mnist import CLASS_NAMES, DEBIAN_ROOT, load_split
+from ldce.datamodules.webdataset import WebDatasetDataModule
 from ldce.demo import models
 from ldce.demo.data import TARGETS, select
 from ldce.metrics.features import PenultimateFeatures
@@ -30,6 +31,7 @@ WEIGHTS = HERE / "weights"
 DEMO_SHARD = HERE / "data" / "fashion_mnist_demo.tar"
 __all__ = [
     "CLASS_NAMES",
+    "DemoShard",
     "DEMO_SHARD",
     "TARGETS",
     "backbone",
@@ -63,12 +65,22 @@ def judge_features() -> PenultimateFeatures:
     return PenultimateFeatures(models.load(WEIGHTS / "independent" / "model.safetensors"))
 
 
+class DemoShard(WebDatasetDataModule):
+    """The demo's 64 Fashion-MNIST test images with their targets, at 32 px, wherever ldce is installed.
+
+    Args:
+        urls: shards to read instead (default: the shard that ships with ldce).
+        batch_size: samples per batch.
+        num_workers: dataloader worker processes (0: load in the main process).
+    """
+
+    def __init__(self, urls: str | list[str] | None = None, batch_size: int = 16, num_workers: int = 0) -> None:
+        super().__init__(urls or str(DEMO_SHARD), batch_size=batch_size, num_workers=num_workers, image_size=32)
+
+
 def demo_batches(batch_size: int = 16) -> Iterator[Batch]:
     """``(keys, images (B, 3, 32, 32), labels, targets)`` of the demo shard."""
-    from ldce.datamodules.webdataset import WebDatasetDataModule
-
-    data = WebDatasetDataModule(str(DEMO_SHARD), batch_size=batch_size, image_size=32)
-    for batch in data.predict_dataloader():
+    for batch in DemoShard(batch_size=batch_size).predict_dataloader():
         yield batch.keys, batch.images, batch.labels, batch.targets
 
 

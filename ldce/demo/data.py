@@ -20,6 +20,7 @@ import torch
 import webdataset
 from PIL import Image
 
+from ldce.checks import ArgumentParser
 from ldce.datamodules.fashion_mnist import CLASS_NAMES, DEBIAN_ROOT, load_split
 from ldce.images import to_uint8
 
@@ -72,7 +73,7 @@ def write_demo_shard(output: Path, per_class: int = 8, start: int = 0, root: str
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", type=Path, required=True)
     parser.add_argument("--per_class", type=int, default=8)
     parser.add_argument("--start", type=int, default=0, help="first test index to draw from")

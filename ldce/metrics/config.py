@@ -118,7 +118,7 @@ def _classifier_metrics(build: Build) -> None:
     if build.classifier is None:
         raise MetricUnavailable("flip_rate, cout", CLASSIFIER_KEY, "no explained classifier")
     build.models["classifier"] = build.classifier
-    build.metrics["flip_rate"] = (FlipRate(), lambda o: (o.on_counterfactuals("classifier"), o.pairs.target))
+    build.metrics["flip_rate"] = (FlipRate(), lambda o: (*o.of("classifier"), o.pairs.target))
     if build.config.cout:
         build.metrics["cout"] = (COUT(build.classifier), lambda o: (*images(o), o.pairs.source, o.pairs.target))
 

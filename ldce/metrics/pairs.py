@@ -38,17 +38,21 @@ class MeanOfPairs(Metric):
 
 
 class FlipRate(MeanOfPairs):
-    """Share of counterfactuals the classifier assigns to their target: ``FR = (1/N) Σ_i [ŷ(x'_i) = t_i]``.
+    """Share of counterfactuals the classifier assigns to their target, over the pairs whose original
+    it does not already assign to it: ``FR = Σ_i [ŷ(x'_i) = t_i]·[ŷ(x_i) ≠ t_i] / Σ_i [ŷ(x_i) ≠ t_i]``.
 
     ``ŷ`` is ``argmax`` of logits ``(B, K)``, or ``[logit > 0]`` for one binary logit per pair ``(B,)``
-    (``ldce.classifiers.predict``).
+    (``ldce.classifiers.predict``). A pair already at its target has nothing to flip.
     """
 
     higher_is_better = True
 
-    def update(self, logits: Tensor, target: Tensor) -> None:
-        """logits: the classifier on the counterfactuals, ``(B, K)`` or ``(B,)``; target: ``(B,)``."""
-        self._add((predict(logits) == target.to(logits.device)).double())
+    def update(self, original_logits: Tensor, logits: Tensor, target: Tensor) -> None:
+        """original_logits / logits: the classifier on the originals / counterfactuals, ``(B, K)`` or
+        ``(B,)``; target: ``(B,)``."""
+        target = target.to(logits.device)
+        open_ = predict(original_logits) != target
+        self._add((predict(logits)[open_] == target[open_]).double())
 
 
 class Closeness(MeanOfPairs):

@@ -233,7 +233,9 @@ def evaluate(
 
 def main(argv: list[str]) -> None:
     """``ldce evaluate …``: parse ``argv`` (``--config`` reads a YAML of these options) and evaluate."""
-    parser = ArgumentParser(prog="ldce evaluate", description="Counterfactual metrics of an ldce results folder.")
+    parser = ArgumentParser(
+        prog="ldce evaluate", description="Counterfactual metrics of an ldce results folder.", exit_on_error=False
+    )
     parser.add_argument("--config", action="config")
     parser.add_function_arguments(evaluate, as_positional=False)
     options = parser.instantiate(parser.parse_args(argv))

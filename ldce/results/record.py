@@ -46,7 +46,9 @@ class Record:
     URL for the unreadable rest of a damaged shard); status: ``done`` or ``failed``; written_at: Unix
     time; reason: why it failed; shard: the shard it came from; original_key: its key in that shard,
     where it was renamed as a duplicate; damaged_shard: the record stands for a shard's unreadable rest.
-    For ``done``: source / target class indices and names; flipped: whether the classifier now predicts
+    For ``done``: source / target class indices and names; source_predicted: the input had no label and
+    its source is the classifier's prediction; already_target: the classifier already predicted the
+    target on the original (not counted in the flip rate); flipped: whether the classifier now predicts
     the target; seed: the run's seed; meta: the sample's own JSON;
     source_prediction / source_confidence and prediction / confidence: the classifier on the original
     and on the counterfactual; target_confidence: ``p(target | x_cf)``; l1 / l2: ``||x − x_cf||``
@@ -62,7 +64,9 @@ class Record:
     original_key: str | None = None
     damaged_shard: bool | None = None
     source: int | None = None
+    source_predicted: bool | None = None
     target: int | None = None
+    already_target: bool | None = None
     source_name: str | None = None
     target_name: str | None = None
     flipped: bool | None = None
@@ -118,10 +122,10 @@ class Record:
 
 
 def run_means(records: list[Record]) -> dict[str, float | None]:
-    """Means over the records of the run's own facts: ``flipped`` (as flip_rate), ``target_confidence``,
-    ``l1``, ``l2``."""
+    """Means over the records of the run's own facts: ``flipped`` (as flip_rate, over the inputs not
+    already at their target), ``target_confidence``, ``l1``, ``l2``."""
     values = {
-        "flip_rate": [float(r.flipped) for r in records],
+        "flip_rate": [float(r.flipped) for r in records if not r.already_target],
         "target_confidence": [r.target_confidence for r in records],
         "l1": [r.l1 for r in records],
         "l2": [r.l2 for r in records],

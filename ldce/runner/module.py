@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import torch
@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from ldce.backbones.base import Backbone
 from ldce.backbones.speedups import Speedups, apply_speedups
 from ldce.checks import validated
+from ldce.classifiers.logits import predict
 from ldce.classifiers.names import read_class_names
 from ldce.datamodules.batch import Failure, InputBatch
 from ldce.method import Counterfactuals, LDCEConfig, explain
@@ -91,18 +92,22 @@ class CounterfactualModule(LightningModule):
     def predict_step(self, batch: InputBatch, batch_idx: int = 0) -> Prediction:
         """Explain the usable inputs of ``batch``; pass its failures and skipped keys through."""
         failures = list(batch.failures)
-        targets = self._targets(batch, failures) if batch.keys else torch.zeros(0, dtype=torch.int64)
+        classes = self._classes(batch, failures)
         if failures and self.on_error == "fail":
             raise RuntimeError(f"unusable inputs (on_error=fail): {failures[0].key}: {failures[0].reason}")
-        keep = (targets >= 0).nonzero().squeeze(1).tolist()
-        result = self._explain(batch.images[keep], targets[keep], [batch.keys[i] for i in keep]) if keep else None
+        keep = (classes.targets >= 0).nonzero().squeeze(1).tolist()
+        result = (
+            self._explain(batch.images[keep], classes.targets[keep], [batch.keys[i] for i in keep]) if keep else None
+        )
         return Prediction(
             keys=[batch.keys[i] for i in keep],
             meta=[batch.meta[i] for i in keep],
             shards=[batch.shards[i] for i in keep],
             original_keys=[batch.original_keys[i] for i in keep],
-            labels=batch.labels[keep].cpu(),
-            targets=targets[keep],
+            labels=classes.sources[keep],
+            targets=classes.targets[keep],
+            source_predicted=classes.source_predicted[keep],
+            already_target=classes.already_target[keep],
             originals=batch.images[keep].float().cpu(),
             result=None if result is None else result.cpu(),
             class_names=self.class_names,
@@ -115,7 +120,9 @@ class CounterfactualModule(LightningModule):
         size = self.micro_batch_size or len(keys)
         steps = -(-len(keys) // size) * start_index(self.method.strength, self.method.ddim_steps)
         show = self.step_progress and steps > 0 and (self._trainer is None or self.trainer.is_global_zero)
-        with tqdm(total=steps, desc=f"denoising {len(keys)} inputs", leave=False, position=1, disable=not show) as bar:
+        with tqdm(
+            total=steps, desc=f"denoising {len(keys)} inputs", leave=False, position=1, disable=None if show else True
+        ) as bar:
             return explain(
                 images,
                 targets,
@@ -130,18 +137,36 @@ class CounterfactualModule(LightningModule):
                 record_steps=self.record_steps,
             )
 
-    def _targets(self, batch: InputBatch, failures: list[Failure]) -> Tensor:
-        """The policy's targets ``(B,)``, −1 where there is none or it is out of range (then failed)."""
+    def _classes(self, batch: InputBatch, failures: list[Failure]) -> Classes:
+        """Each input's source (its label, or the classifier's prediction where it has none), its target
+        from the policy (−1 where there is none or it is out of range: then it is failed) and whether the
+        classifier already calls it the target."""
         with torch.no_grad():
-            logits = self.classifier(batch.images).cpu()
-        targets = self.targets(batch.keys, batch.labels.cpu(), batch.targets.cpu(), batch.indices.cpu(), logits)
+            logits = self.classifier(batch.images).cpu() if batch.keys else torch.zeros(0, 2)
+        predicted = predict(logits)
+        labels = batch.labels.cpu()
+        sources = torch.where(labels < 0, predicted, labels)
+        targets = self.targets(batch.keys, sources, batch.targets.cpu(), batch.indices.cpu(), logits)
         num_classes = 2 if logits.ndim == 1 else logits.shape[1]
         invalid = (targets < 0) | (targets >= num_classes)
         for i in invalid.nonzero().squeeze(1).tolist():
             reason = "no target" if targets[i] < 0 else f"target {int(targets[i])} outside [0, {num_classes})"
             log.warning("skipping %s: %s", batch.keys[i], reason)
             failures.append(Failure(batch.keys[i], reason, batch.shards[i]))
-        return torch.where(invalid, -1, targets)
+        targets = torch.where(invalid, -1, targets)
+        return Classes(sources, targets, labels < 0, predicted == targets)
+
+
+@dataclass(frozen=True)
+class Classes:
+    """Per input of a batch, int64/bool ``(B,)``: source class, target class (−1: none), whether the
+    source is the classifier's prediction (the input had no label) and whether the classifier already
+    predicts the target on the original."""
+
+    sources: Tensor
+    targets: Tensor
+    source_predicted: Tensor
+    already_target: Tensor
 
 
 def _advance(bar: tqdm):

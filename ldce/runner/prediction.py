@@ -17,10 +17,12 @@ class Prediction:
     """One batch's explained inputs (``B``, all tensors on the CPU), failures and skipped keys.
 
     keys / meta / shards / original_keys: per explained input (see ``InputBatch``); labels / targets:
-    int64 ``(B,)`` source (−1: unknown) and target classes; originals: ``(B, 3, H, W)`` float32 in
-    [0, 1]; result: the counterfactuals and their facts (``None`` when nothing in the batch was
-    explained); class_names: names by class index (``None``: none given); seed: the run's seed;
-    failures: unusable inputs; skipped: keys already done.
+    int64 ``(B,)`` source and target classes; source_predicted: bool ``(B,)``, the source is the
+    classifier's prediction (the input had no label); already_target: bool ``(B,)``, the classifier
+    already predicts the target on the original (such inputs do not count in the flip rate);
+    originals: ``(B, 3, H, W)`` float32 in [0, 1]; result: the counterfactuals and their facts
+    (``None`` when nothing in the batch was explained); class_names: names by class index (``None``:
+    none given); seed: the run's seed; failures: unusable inputs; skipped: keys already done.
     """
 
     keys: list[str]
@@ -29,6 +31,8 @@ class Prediction:
     original_keys: list[str | None]
     labels: Tensor
     targets: Tensor
+    source_predicted: Tensor
+    already_target: Tensor
     originals: Tensor
     result: Counterfactuals | None
     class_names: list[str] | None

@@ -35,6 +35,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from ldce.backbones import ldm_config
 from ldce.backbones.base import linear_alphas_cumprod
 from ldce.backbones.class_conditional import ClassConditionalLDM
+from ldce.checkpoints import existing_dir
 from ldce.training.autoencoder import adamw_warmup_cosine
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,9 @@ class LatentDiffusionTraining(LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.first_stage = (
-            AutoencoderKL.from_pretrained(autoencoder, local_files_only=True).requires_grad_(False).eval()
+            AutoencoderKL.from_pretrained(existing_dir(autoencoder, "autoencoder"), local_files_only=True)
+            .requires_grad_(False)
+            .eval()
         )
         self.scale_factor = float(self.first_stage.config.scaling_factor)
         channels = self.first_stage.config.latent_channels

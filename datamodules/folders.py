@@ -1,0 +1,214 @@
+"""Image inputs as people have them: files, folders, ImageFolder trees, globs and CSV/JSON lists.
+
+:func:`collect_items` turns each source into :class:`ShardItem` s (file, relative path, optional labels):
+
+* an image file; a glob pattern (``photos/*.jpg``) — unlabelled;
+* a flat folder (images directly inside it, searched recursively when it has no class folders) — unlabelled;
+* an ImageFolder tree: one subfolder per class. With ``class_names`` each folder is matched to a name
+  *by name* (case, spaces, ``_``, ``-`` and ``/`` ignored: ``Ankle_boot/`` is "Ankle boot",
+  ``T-shirt_top/`` is "T-shirt/top") and a folder matching no name is an error naming it; without, the
+  sorted folder names are the classes (torchvision's ImageFolder). Images directly in the root of a
+  tree are taken unlabelled, with a warning;
+* a CSV (``path[,label[,target]]``, an optional header row) or a JSON list (``[path, label?, target?]``
+  or ``{"path", "label"?, "target"?}``); labels and targets are class indices or, with
+  ``class_names``, names; relative paths are resolved against ``root`` (default: the list's folder).
+
+What operating systems and archivers leave behind is ignored, never taken for a class or an image:
+hidden files and folders (``.DS_Store``, ``._photo.jpg``), ``__MACOSX``, ``Thumbs.db``, ``desktop.ini``,
+``@eaDir``, ``$RECYCLE.BIN``, ``System Volume Information``; files that are not images are skipped
+with one warning that counts them.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import hashlib
+import json
+import logging
+import os
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from ldce.checks import class_index
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "ppm", "bmp")
+"""Image entries a sample may carry; the reader takes the first present, in this order."""
+LEFTOVERS = frozenset({"__macosx", "thumbs.db", "desktop.ini", "@eadir", "$recycle.bin", "system volume information"})
+
+
+@dataclass(frozen=True)
+class ShardItem:
+    """One image: its file, its path relative to its source, and optional labels.
+
+    ``index``: the image's index in its data set when that is not its position in the shards (e.g.
+    ImageNet's folder order, which published target mappings index, written in block order).
+    """
+
+    path: Path
+    relpath: str
+    label: int | None = None
+    target: int | None = None
+    class_name: str | None = None
+    index: int | None = None
+
+
+def is_image_path(path: Path) -> bool:
+    """Whether the extension of ``path`` (case-insensitive) is one of ``IMAGE_EXTENSIONS``."""
+    return path.suffix.lower().lstrip(".") in IMAGE_EXTENSIONS
+
+
+def is_leftover(path: Path) -> bool:
+    """Hidden entries and what operating systems and archivers leave behind."""
+    return path.name.startswith(".") or path.name.lower() in LEFTOVERS
+
+
+def _files(folder: Path, recursive: bool) -> list[Path]:
+    """The image files in ``folder`` (sorted), leftovers excluded; warns once about other files."""
+    found, others = [], Counter()
+    for path in sorted(folder.rglob("*") if recursive else folder.iterdir()):
+        relative = path.relative_to(folder).parts
+        if any(is_leftover(Path(part)) for part in relative) or not path.is_file():
+            continue
+        if is_image_path(path):
+            found.append(path)
+        else:
+            others[path.suffix.lower() or "(no extension)"] += 1
+    if others:
+        log.warning("%s: skipped %d files that are not images (%s)", folder, sum(others.values()), dict(others))
+    return found
+
+
+def normalised(name: str) -> str:
+    """A class name for matching: lower case, letters and digits only."""
+    return re.sub(r"[^0-9a-z]+", "", name.lower())
+
+
+def _folder_labels(folders: list[Path], class_names: Sequence[str] | None) -> dict[Path, int]:
+    """Class folder → label: matched to ``class_names`` by name, else by sorted position."""
+    if class_names is None:
+        return {folder: label for label, folder in enumerate(folders)}
+    by_name = {normalised(name): label for label, name in enumerate(class_names)}
+    unknown = [folder.name for folder in folders if normalised(folder.name) not in by_name]
+    if unknown:
+        known = ", ".join(list(class_names)[:10]) + ("…" if len(class_names) > 10 else "")
+        raise ValueError(f"class folders {unknown} match none of the {len(class_names)} class names ({known})")
+    return {folder: by_name[normalised(folder.name)] for folder in folders}
+
+
+def _items_from_folder(root: Path, class_names: Sequence[str] | None) -> list[ShardItem]:
+    """An ImageFolder tree or a flat folder (see the module docstring)."""
+    folders = sorted(d for d in root.iterdir() if d.is_dir() and not is_leftover(d))
+    if not folders:
+        return [ShardItem(path, path.relative_to(root).as_posix()) for path in _files(root, recursive=True)]
+    loose = [ShardItem(path, path.name) for path in _files(root, recursive=False)]
+    if loose:
+        log.warning("%s: %d images outside the class folders are taken without a label", root, len(loose))
+    labels, items = _folder_labels(folders, class_names), []
+    for folder in folders:
+        images = _files(folder, recursive=True)
+        if not images:
+            log.warning("%s: class folder %r holds no images", root, folder.name)
+        name = class_names[labels[folder]] if class_names is not None else folder.name
+        items += [ShardItem(path, path.relative_to(root).as_posix(), labels[folder], None, name) for path in images]
+    return loose + items
+
+
+def _class(value: object, where: str, field: str, class_names: Sequence[str] | None) -> int | None:
+    """A label or target cell: a class index, or a class name when ``class_names`` are given."""
+    if class_names is not None and isinstance(value, str) and normalised(value):
+        by_name = {normalised(name): label for label, name in enumerate(class_names)}
+        if normalised(value) in by_name and not value.strip().isdigit():
+            return by_name[normalised(value)]
+    try:
+        label = class_index(value, field)
+    except ValueError as error:
+        raise ValueError(f"{where}: {error}") from None
+    if label is not None and class_names is not None and label >= len(class_names):
+        raise ValueError(f"{where}: {field} {label} has no entry in class_names ({len(class_names)} names)")
+    return label
+
+
+def _row_to_item(row: Sequence, where: str, base: Path, class_names: Sequence[str] | None) -> ShardItem:
+    """A ``(path[, label[, target]])`` row as a ``ShardItem``; the file must exist and be an image."""
+    if not 1 <= len(row) <= 3:
+        raise ValueError(f"{where}: expected path[,label[,target]], got {list(row)!r}")
+    relpath = PurePosixPath(str(row[0]).strip()).as_posix()
+    path = base / relpath
+    if not is_image_path(path) or not path.is_file():
+        raise ValueError(f"{where}: {path} is not an image file ({', '.join(IMAGE_EXTENSIONS)})")
+    label = _class(row[1], where, "label", class_names) if len(row) > 1 else None
+    target = _class(row[2], where, "target", class_names) if len(row) > 2 else None
+    name = class_names[label] if class_names is not None and label is not None else None
+    return ShardItem(path, relpath, label, target, name)
+
+
+def _read_rows(list_file: Path, base: Path) -> list[tuple[str, Sequence]]:
+    """``(where, row)`` pairs of a CSV (a first row that names no image file is a header) or JSON list."""
+    if list_file.suffix.lower() == ".json":
+        entries = json.loads(list_file.read_text())
+        if not isinstance(entries, list):
+            raise ValueError(f"{list_file}: expected a JSON list")
+        return [
+            (f"{list_file}[{n}]", [e.get("path"), e.get("label"), e.get("target")] if isinstance(e, dict) else e)
+            for n, e in enumerate(entries)
+        ]
+    with list_file.open(newline="", encoding="utf-8-sig") as stream:
+        rows = [(f"{list_file}:{n}", row) for n, row in enumerate(csv.reader(stream), start=1) if any(row)]
+    if rows and not (base / rows[0][1][0].strip()).is_file():
+        log.info("%s: skipping header row %s", list_file, rows[0][1])
+        rows = rows[1:]
+    return rows
+
+
+def _list_items(source: Path, class_names: Sequence[str] | None, root: Path | None) -> list[ShardItem]:
+    base = root if root is not None else source.parent
+    return [_row_to_item(row, where, base, class_names) for where, row in _read_rows(source, base)]
+
+
+def collect_items(
+    source: Path | str, class_names: Sequence[str] | None = None, root: Path | None = None
+) -> list[ShardItem]:
+    """The images of one source (see the module docstring), in a stable order."""
+    text = str(source)
+    path = Path(source)
+    if path.is_dir():
+        return _items_from_folder(path, class_names)
+    if path.is_file() and path.suffix.lower() in (".csv", ".json"):
+        return _list_items(path, class_names, root)
+    if path.is_file() and is_image_path(path):
+        return [ShardItem(path, path.name)]
+    if glob.has_magic(text):
+        matches = [Path(p) for p in sorted(glob.glob(text, recursive=True))]
+        images = [p for p in matches if p.is_file() and is_image_path(p) and not is_leftover(p)]
+        if images:
+            common = Path(os.path.commonpath([p.parent for p in images]))
+            return [ShardItem(p, p.relative_to(common).as_posix()) for p in images]
+        raise ValueError(f"{text}: the pattern matches no image file")
+    if path.exists():
+        raise ValueError(f"{text}: not an image ({', '.join(IMAGE_EXTENSIONS)}), a folder, a .csv or a .json list")
+    raise FileNotFoundError(f"{text}: no such file or folder")
+
+
+def sample_key(relpath: str) -> str:
+    """A WebDataset-safe key: ``relpath`` without extension, ``[^A-Za-z0-9_-]`` → ``_``."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", str(PurePosixPath(relpath).with_suffix("")))
+
+
+def unique_keys(items: Sequence[ShardItem]) -> list[str]:
+    """:func:`sample_key` of each item, a hash of its path appended where two would collide."""
+    keys, taken = [], set()
+    for item in items:
+        key = sample_key(item.relpath)
+        if key in taken:
+            key = f"{key}_{hashlib.sha1(item.relpath.encode()).hexdigest()[:10]}"
+        if key in taken:
+            raise ValueError(f"duplicate path {item.relpath!r} in the input")
+        taken.add(key)
+        keys.append(key)
+    return keys

@@ -1,0 +1,134 @@
+"""How the ``ldce`` command talks: log levels, quiet frameworks, and user errors as one line.
+
+By default ldce's own messages are shown at ``INFO`` and the frameworks' chatter is hidden: Lightning's
+tips and device banners, W&B's banner, warnings about batch-size inference, deprecations of code ldce
+does not own. ``-q`` shows warnings and errors only, ``-v`` (``--log_level DEBUG``) shows everything,
+with tracebacks. A user error — a bad value, an unknown key, a missing file, an unusable input — is
+printed as ``ldce <command>: error: <one line>`` and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import logging
+import os
+import re
+import sys
+import warnings
+from collections.abc import Iterable
+
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+MESSAGE_LIMIT = 400
+"""Characters of an error message shown (``-v`` shows all, with the traceback)."""
+FRAMEWORKS = ("lightning.pytorch", "lightning.fabric", "lightning_utilities", "torch.distributed", "wandb")
+QUIET_WARNINGS = (
+    r".*isinstance\(treespec, LeafSpec\)",
+    r".*Couldn't infer the batch indices",
+    r".*You have overridden `transfer_batch_to_device`",
+    r".*Trying to infer the `batch_size`",
+    r".*does not have many workers",
+    r".*LightningCLI's args parameter is intended to run from within Python",
+    r".*Found \d+ module\(s\) in eval mode",
+    r".*The anonymous setting has no effect",
+)
+
+
+def log_level(argv: list[str]) -> tuple[str, list[str]]:
+    """The level set by ``-q``, ``-v`` or ``--log_level LEVEL`` anywhere in ``argv``, and ``argv`` without them."""
+    level, rest, args = "INFO", [], iter(argv)
+    for arg in args:
+        if arg in ("-q", "--quiet"):
+            level = "WARNING"
+        elif arg in ("-v", "--verbose"):
+            level = "DEBUG"
+        elif arg == "--log_level" or arg.startswith("--log_level="):
+            level = (arg.partition("=")[2] or next(args, "")).upper()
+            if level not in LEVELS:
+                raise UserError(f"--log_level must be one of {', '.join(LEVELS)}, got {level!r}")
+        else:
+            rest.append(arg)
+    return level, rest
+
+
+def configure(level: str) -> None:
+    """ldce's loggers at ``level``; the frameworks' at ``WARNING`` (all at ``DEBUG`` with ``-v``)."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", force=True)
+    logging.getLogger("ldce").setLevel(level)
+    verbose = level == "DEBUG"
+    for name in FRAMEWORKS:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.WARNING)
+    if not verbose:
+        os.environ.setdefault("WANDB_SILENT", "true")
+        for pattern in QUIET_WARNINGS:
+            warnings.filterwarnings("ignore", message=pattern)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"(?!ldce)")
+
+
+class UserError(Exception):
+    """A mistake in what the user asked for; shown as one line, without a traceback."""
+
+
+def compact(message: str) -> str:
+    """A multi-line message (jsonargparse's) as one line."""
+    return re.sub(r"\s+", " ", message).strip()
+
+
+def suggestion(unknown: str, known: Iterable[str]) -> str:
+    """``; did you mean …?`` for the known option closest to ``unknown`` (empty when none is close)."""
+    close = difflib.get_close_matches(unknown, list(known), n=1, cutoff=0.75)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+def unknown_key(message: str) -> str | None:
+    """The option or key a parser message says it does not know, if it says so."""
+    pattern = r"(?:does not accept nested key|unrecognized arguments:|no such option)\s*[\"']?(--?[\w.]+|[\w.]+)"
+    found = re.search(pattern, message, flags=re.IGNORECASE)
+    return found.group(1) if found else None
+
+
+USER_ERRORS = (
+    UserError,
+    argparse.ArgumentError,
+    ValueError,
+    FileNotFoundError,
+    ImportError,
+    NotADirectoryError,
+    MisconfigurationException,
+)
+"""Errors that report a mistake in the command, config or inputs (Lightning's MisconfigurationException
+says, e.g., that a model has no ``test_step``)."""
+
+
+def root_cause(error: BaseException) -> BaseException:
+    """The error to show: the outermost parser error in ``error``'s chain (it names the key), else the
+    innermost user error (frameworks wrap the exceptions of constructors)."""
+    chain = [error]
+    while (cause := chain[-1].__cause__ or chain[-1].__context__) is not None and len(chain) < 50:
+        chain.append(cause)
+    parser_errors = [e for e in chain if isinstance(e, argparse.ArgumentError)]
+    user_errors = [e for e in chain if isinstance(e, USER_ERRORS)]
+    return (parser_errors or user_errors[::-1] or [error])[0]
+
+
+def fail(command: str, error: BaseException, level: str) -> None:
+    """Print ``error`` as ``ldce <command>: error: …`` (its traceback too at ``DEBUG``) and exit 2."""
+    if level == "DEBUG":
+        import traceback
+
+        traceback.print_exception(error)
+    cause = root_cause(error)
+    told = isinstance(cause, (UserError, argparse.ArgumentError)) or level == "DEBUG"
+    text = compact(str(cause)) or type(cause).__name__
+    text = text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 1] + "…"
+    prefix = f"ldce {command}" if command else "ldce"
+    print(f"{prefix}: error: {text}{'' if told else '  (-v shows where)'}", file=sys.stderr)
+    sys.exit(2)
+
+
+def is_user_error(error: BaseException) -> bool:
+    """Whether ``error`` (or one it wraps) is a user error (see :data:`USER_ERRORS`)."""
+    return isinstance(root_cause(error), USER_ERRORS)

@@ -1,0 +1,128 @@
+"""``ldce explain INPUT… --config C [--target T | --targets P]``: an ``ldce predict`` run over image files.
+
+The inputs (image files, folders, ImageFolder trees, globs, CSV/JSON lists) replace the config's data;
+everything else — model, writer, summary, W&B, resume — is the config's, and any ``ldce predict``
+option may follow. Targets:
+
+- ``--target 4`` or ``--target Coat``: the same class for every input (an index or a class name);
+- ``--targets second_most_likely`` (the classifier's runner-up), ``binary_flip``, ``from_sample``
+  (a list's target column), or ``--targets pairs.yaml`` (``source: target`` by index or name);
+- neither: each input's own target where the inputs carry targets, else its second most likely class.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ldce.classifiers.names import read_class_names
+from ldce.commands.console import UserError, suggestion
+from ldce.compat.legacy import migrate_config
+from ldce.datamodules.folders import collect_items, normalised
+
+POLICIES = {
+    "second_most_likely": "ldce.targets.SecondMostLikely",
+    "binary_flip": "ldce.targets.BinaryFlip",
+    "from_sample": "ldce.targets.FromSample",
+}
+IMAGE_FILES = "ldce.datamodules.images.ImageFilesDataModule"
+
+
+def _options() -> argparse.ArgumentParser:
+    """``ldce explain``'s own options (any ``ldce predict`` option may follow them)."""
+    parser = argparse.ArgumentParser(
+        prog="ldce explain",
+        usage="ldce explain INPUT [INPUT …] --config CONFIG [--target T | --targets P] [ldce predict options]",
+        description=__doc__.split("\n\n", 1)[1],
+        epilog="Any `ldce predict` option may follow (ldce predict --help), e.g. --output_dir DIR.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        add_help=False,
+    )
+    parser.add_argument(
+        "--config", "-c", action="append", default=[], metavar="CONFIG", help="an ldce predict config (file or name)"
+    )
+    parser.add_argument("--target", help="one target class for every input: an index or a class name")
+    parser.add_argument("--targets", help="second_most_likely, binary_flip, from_sample or a pairs .yaml file")
+    parser.add_argument("--resize_mode", choices=("center_crop", "resize"), help="how images are fitted to the side")
+    parser.add_argument("--batch_size", type=int, help="inputs per batch (default: the config's)")
+    return parser
+
+
+def explain_help() -> str:
+    """``ldce explain --help``."""
+    return _options().format_help()
+
+
+def _configs(args: list[str]) -> dict[str, Any]:
+    """The ``--config`` files of ``args``, merged in order (each in the current form)."""
+    merged: dict[str, Any] = {}
+    paths = [args[i + 1] for i, arg in enumerate(args[:-1]) if arg in ("--config", "-c")]
+    for path in paths:
+        config, _ = migrate_config(yaml.safe_load(Path(path).read_text()) or {}) if Path(path).is_file() else ({}, [])
+        for section, value in config.items():
+            merged[section] = {**merged.get(section, {}), **value} if isinstance(value, dict) else value
+    return merged
+
+
+def _class(text: str, names: list[str] | None, what: str) -> int:
+    """A class index from its index or, with names, its name (a close name is suggested)."""
+    if text.strip().isdigit():
+        if names and int(text) >= len(names):
+            raise UserError(f"{what} {text} is outside the config's {len(names)} classes [0, {len(names)})")
+        return int(text)
+    by_name = {normalised(name): index for index, name in enumerate(names or [])}
+    if normalised(text) in by_name:
+        return by_name[normalised(text)]
+    hint = suggestion(text, names or []) if names else " (the config names no classes: give an index)"
+    raise UserError(f"{what} {text!r} is not a class index or one of the config's class names{hint}")
+
+
+def _policy(target: str | None, targets: str | None, names: list[str] | None, any_targets: bool) -> dict[str, Any]:
+    """The target policy's config for ``--target`` / ``--targets`` (see the module docstring)."""
+    if target is not None and targets is not None:
+        raise UserError("give --target or --targets, not both")
+    if target is not None:
+        return {"class_path": "ldce.targets.FixedTarget", "init_args": {"target": _class(target, names, "--target")}}
+    if targets is None:
+        return {"class_path": POLICIES["from_sample" if any_targets else "second_most_likely"]}
+    if targets in POLICIES:
+        return {"class_path": POLICIES[targets]}
+    path = Path(targets)
+    if not path.is_file():
+        raise UserError(
+            f"--targets {targets!r} is neither {', '.join(POLICIES)} nor a file{suggestion(targets, POLICIES)}"
+        )
+    pairs = yaml.safe_load(path.read_text())
+    if not isinstance(pairs, dict):
+        raise UserError(f"{targets}: expected a mapping of source class to target class")
+    resolved = {_class(str(k), names, f"{targets}:"): _class(str(v), names, f"{targets}:") for k, v in pairs.items()}
+    return {"class_path": "ldce.targets.ClassPairs", "init_args": {"pairs": resolved}}
+
+
+def predict_args(argv: list[str]) -> list[str]:
+    """``ldce predict`` arguments for ``ldce explain`` arguments ``argv``."""
+    split = next((i for i, arg in enumerate(argv) if arg.startswith("-")), len(argv))
+    inputs, rest = argv[:split], argv[split:]
+    if not inputs:
+        raise UserError("name at least one image, folder, glob or list to explain (ldce explain --help)")
+    options, passed = _options().parse_known_args(rest)
+    passed = [*(part for config in options.config for part in ("--config", config)), *passed]
+    config = _configs(passed)
+    if "model" not in config:
+        raise UserError("give a config with --config (e.g. --config quickstart)")
+    model, data = config["model"], (config.get("data") or {}).get("init_args", {})
+    names = read_class_names(model.get("class_names"))
+    items = [item for source in inputs for item in collect_items(source, names)]
+    init_args = {
+        "inputs": inputs,
+        "resize_mode": options.resize_mode or data.get("resize_mode", "center_crop"),
+        "batch_size": options.batch_size or data.get("batch_size", 4),
+        "class_names": names,
+    }
+    policy = _policy(options.target, options.targets, names, any(item.target is not None for item in items))
+    data_arg = json.dumps({"class_path": IMAGE_FILES, "init_args": init_args})
+    return ["predict", *passed, "--data", data_arg, "--model.targets", json.dumps(policy)]

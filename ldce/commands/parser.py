@@ -1,0 +1,82 @@
+"""How ``ldce`` reads its command lines: one-line parser errors with a suggestion, configs that ship
+with ldce by name, ldce 0.1 configs and flags in their current form, and training configs kept apart
+from ``ldce predict`` configs."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import yaml
+from lightning.pytorch.cli import LightningArgumentParser
+
+import ldce
+from ldce.commands import console
+from ldce.compat.legacy import migrate_argv, migrate_config
+
+log = logging.getLogger("ldce")
+
+CONFIGS = Path(ldce.__file__).resolve().parent / "configs"
+"""The configs that ship with ldce: ``--config quickstart`` is ``configs/quickstart.yaml``."""
+
+
+class LDCEParser(LightningArgumentParser):
+    """A parser whose errors raise (one line at the top) and suggest the closest known option."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **{**kwargs, "exit_on_error": False})
+
+    def error(self, message: str, ex: Exception | None = None) -> None:
+        unknown = None if "did you mean" in message else console.unknown_key(message)
+        super().error(message + (console.suggestion(unknown, self.known_options()) if unknown else ""), ex)
+
+    def known_options(self) -> list[str]:
+        """Every option string of this parser and of its subcommands' parsers."""
+        parsers, options = [self], []
+        while parsers:
+            parser = parsers.pop()
+            for action in parser._actions:
+                options += action.option_strings
+                parsers += list(action.choices.values()) if isinstance(action.choices, dict) else []
+        return options
+
+
+def current_form(args: list[str]) -> list[str]:
+    """``args`` with ldce 0.1 configs and flags rewritten (see ``ldce.compat.legacy``), warning once."""
+    split = [part for arg in args for part in (arg.split("=", 1) if arg.startswith("--config=") else [arg])]
+    args, changes = migrate_argv(split)
+    for i in range(len(args) - 1):
+        if args[i] in ("--config", "-c") and Path(args[i + 1]).is_file():
+            config, found = migrate_config(yaml.safe_load(Path(args[i + 1]).read_text()) or {})
+            if found:
+                changes += [f"{args[i + 1]}: {change}" for change in found]
+                args[i + 1] = yaml.safe_dump(config, sort_keys=False)
+    if changes:
+        log.warning(
+            "ldce 0.1 keys read in their new places (update the files; support ends with ldce 0.3): %s",
+            "; ".join(changes),
+        )
+    return args
+
+
+def packaged_configs(args: list[str]) -> list[str]:
+    """``--config NAME`` for a config that ships with ldce (``quickstart``) becomes its path."""
+    resolved = list(args)
+    for i in range(len(resolved) - 1):
+        name = resolved[i + 1]
+        if resolved[i] in ("--config", "-c") and not Path(name).exists() and (CONFIGS / f"{name}.yaml").is_file():
+            resolved[i + 1] = str(CONFIGS / f"{name}.yaml")
+    return resolved
+
+
+def check_training_config(args: list[str]) -> None:
+    """Refuse an ``ldce predict`` config given to ``fit`` / ``validate`` / ``test``."""
+    for i, arg in enumerate(args[:-1]):
+        path = Path(args[i + 1])
+        if arg in ("--config", "-c") and path.is_file():
+            model = (yaml.safe_load(path.read_text()) or {}).get("model")
+            if isinstance(model, dict) and "class_path" not in model:
+                raise console.UserError(
+                    f"{path} is an ldce predict config; fit, validate and test take training configs"
+                )
