@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from pathlib import Path
 from typing import Any
 
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
@@ -24,7 +25,7 @@ from ldce.callbacks.wandb_table import WandbCounterfactuals
 from ldce.callbacks.writer import CounterfactualWriter
 from ldce.commands import console
 from ldce.commands.explain import explain_help, predict_args
-from ldce.commands.parser import CONFIGS, LDCEParser, check_training_config, current_form, packaged_configs
+from ldce.commands.parser import LDCEParser, check_training_config, current_form, packaged_configs
 from ldce.commands.wandb_options import WandbOptions
 from ldce.datamodules.images import ImageFilesDataModule
 from ldce.datamodules.webdataset import WebDatasetDataModule
@@ -111,8 +112,12 @@ class PredictCLI(_OutputCLI):
         parser.link_arguments("data", "model.image_size", compute_fn=delivered_image_size, apply_on="instantiate")
 
     def before_instantiate_classes(self) -> None:
-        """Refuse trainer settings that ldce predict cannot honour, before anything is built."""
+        """Refuse trainer settings that ldce predict cannot honour and an output folder that is a file,
+        before anything is built."""
         check_trainer(self.config.predict.trainer.as_dict())
+        output_dir = Path(self.config.predict.output_dir)
+        if output_dir.exists() and not output_dir.is_dir():
+            raise console.UserError(f"--output_dir {output_dir} is a file, not a folder")
 
     def predict(self, **kwargs: Any) -> None:
         """Predictions go to the callbacks batch by batch; none are kept in memory. A run in which
@@ -189,7 +194,7 @@ def overview() -> str:
             "examples: ldce predict --config quickstart",
             "          ldce explain photo.png --config quickstart --target Coat --output_dir out",
             "`ldce <command> --help` lists a command's options; configs that ship with ldce: "
-            + ", ".join(sorted(p.stem for p in CONFIGS.glob("*.yaml"))),
+            + ", ".join(sorted(p.stem for p in ldce.CONFIGS.glob("*.yaml"))),
         ]
     )
 

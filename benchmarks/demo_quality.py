@@ -8,7 +8,8 @@ The hyperparameters are those of ``configs/quickstart.yaml`` unless overridden.
 Rows: LDCE with consensus guidance (zero_binning), LDCE without consensus (``unprojected``: the
 raw classifier score), classifier-free guidance only (``free``), and a pixel-space gradient attack
 on the explained classifier with the same per-image L1 budget as LDCE's counterfactual.
-Columns: flip rate on the explained classifier; agreement of the *independent* classifier with
+Columns: flip rate on the explained classifier (over the images it does not already call the target,
+as ``ldce.metrics.FlipRate``); agreement of the *independent* classifier with
 the target; mean L1 / L2 distance; share of counterfactuals the independent classifier still
 calls the source class; COUT with the explained classifier; and the Fréchet distance between
 originals and counterfactuals in the *independent classifier's* penultimate feature space (not
@@ -85,10 +86,12 @@ def scores(
 ) -> dict[str, Tensor]:
     with torch.no_grad():
         flipped = explained(counterfactuals).argmax(1) == targets
+        already = explained(images).argmax(1) == targets
         judged = judge(counterfactuals).argmax(1)
     diff = (counterfactuals - images).flatten(1)
     return {
         "flip": flipped.float(),
+        "open": (~already).float(),
         "agree": (judged == targets).float(),
         "source": (judged == sources).float(),
         "l1": diff.abs().sum(1),
@@ -151,13 +154,18 @@ def quickstart_config(path: Path) -> LDCEConfig:
 
 
 def table(title: str, rows: dict[str, dict[str, Tensor]]) -> str:
-    count = len(next(iter(rows.values()))["flip"])
+    first = next(iter(rows.values()))
+    count, already = len(first["flip"]), int((1 - first["open"]).sum())
     columns = ("flip rate", "indep. agrees", "indep. = source", "L1", "L2", "COUT", "FID (judge)")
     header = f"{'method':<24} " + " ".join(f"{name:>{width}}" for name, width in zip(columns, WIDTHS, strict=True))
-    lines = [f"{title} ({count} images)", header]
+    lines = [
+        f"{title} ({count} images; flip rate over the {count - already} not already called the target)",
+        header,
+    ]
     for name, s in rows.items():
+        flip_rate = (s["flip"] * s["open"]).sum() / s["open"].sum()
         lines.append(
-            f"{name:<24} {s['flip'].mean():>9.1%} {s['agree'].mean():>13.1%} {s['source'].mean():>15.1%} "
+            f"{name:<24} {flip_rate:>9.1%} {s['agree'].mean():>13.1%} {s['source'].mean():>15.1%} "
             f"{s['l1'].mean():>7.1f} {s['l2'].mean():>6.2f} {float(s['cout']):>6.3f} {float(s['fid']):>11.2f}"
         )
     return "\n".join(lines)

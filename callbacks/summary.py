@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from lightning.pytorch import Callback, LightningModule, Trainer
 from torch import nn
 from torchmetrics import MetricCollection, SumMetric
@@ -18,6 +17,7 @@ from torchmetrics import MetricCollection, SumMetric
 from ldce.datamodules.batch import Failure
 from ldce.images import quantise
 from ldce.metrics import MetricsConfig, MetricSuite, Pairs, build_suite
+from ldce.metrics.gather import gather_lists
 from ldce.results import store
 from ldce.results.record import Record, run_means
 from ldce.runner import Prediction
@@ -27,15 +27,6 @@ log = logging.getLogger(__name__)
 SYNCED = ("explained", "skipped", "failed", "damaged_shards")
 CONFIG_PREFIX = "summary.metrics."
 SUMMARY = "summary.json"
-
-
-def gather_lists(items: list[Any]) -> list[Any]:
-    """Concatenate a list from every rank (a collective: every rank must call it)."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return list(items)
-    gathered: list[list[Any]] = [[] for _ in range(dist.get_world_size())]
-    dist.all_gather_object(gathered, items)
-    return [item for part in gathered for item in part]
 
 
 def saved_pairs(prediction: Prediction) -> Pairs:
@@ -77,8 +68,9 @@ class RunSummary(Callback):
     ``counts``: this run's inputs — ``done + skipped + failed`` is every input it saw, an input whose
     files could not be written counting as failed — plus the shards that broke part-way, the inputs
     renamed because their key occurs twice and the done inputs the classifier already called their
-    target (they do not count in the flip rate). ``folder``: the
-    folder's done and failed inputs after this run (a resumed run's ``counts`` cover only itself).
+    target (they do not count in the flip rate). ``folder``: the folder's done and failed inputs after
+    this run (a resumed run's ``counts`` cover only itself; damaged shards are in ``counts``, as every run
+    reads a damaged shard again).
     ``metrics``: flip rate, mean target confidence and L1/L2 over the folder's done records.
     ``evaluation``: the metrics of :mod:`ldce.metrics` over the counterfactuals this run made, as saved
     (8-bit); ``evaluation_scope`` says so. A run that made none keeps the evaluation of the summary it
@@ -132,10 +124,11 @@ class RunSummary(Callback):
         latest = store.latest_records(store.iter_records(self.output_dir))
         counts = outcome_counts(synced, explained, latest)
         done = [r for r in latest.values() if r.done]
+        failed = [r for r in latest.values() if not r.done and not r.damaged_shard]
         write_failures = [asdict(Failure(r.key, r.reason, r.shard)) for k in explained if not (r := latest[k]).done]
         summary = {
             "counts": counts,
-            "folder": {"done": len(done), "failed": len(latest) - len(done)},
+            "folder": {"done": len(done), "failed": len(failed)},
             "failed": sorted(failures + write_failures, key=lambda f: f["key"]),
             "metrics": run_means(done),
             **self._evaluation(counts["done"], len(done), evaluation),

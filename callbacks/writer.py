@@ -28,13 +28,15 @@ log = logging.getLogger(__name__)
 class CounterfactualWriter(BasePredictionWriter):
     """Write ``original/``, ``counterfactual/``, ``consensus/``, ``records/`` (and ``steps/``) under ``output_dir``.
 
-    Resume: at setup, the keys whose outputs are complete are handed to the datamodule (``SkipsKeys``)
-    so that they are not explained again, unless ``overwrite`` is set. At the end, rank 0 merges all
-    records into ``records.jsonl`` and draws ``grid.png``.
+    Resume: at setup, the inputs whose outputs are complete are handed to the datamodule (``SkipsKeys``)
+    so that they are not explained again (an input whose label or target changed since is). With
+    ``overwrite``, the folder's earlier results are removed first, so that a later resume never mixes
+    two runs' settings. At the end, rank 0 merges all records into ``records.jsonl`` and draws ``grid.png``.
 
     Args:
         output_dir: the results folder.
-        overwrite: explain every input again, even those already done in ``output_dir``.
+        overwrite: remove the results already in ``output_dir`` (records, pictures, summary; not the W&B
+            files) and explain every input again.
         save_steps: write a GIF per input of every step's predicted clean image next to its consensus
             mask (the model must run with ``record_steps``).
         grid_rows: inputs shown in ``grid.png`` (the first by key; 0: no grid).
@@ -57,9 +59,15 @@ class CounterfactualWriter(BasePredictionWriter):
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
-        if self.overwrite or not isinstance(trainer.datamodule, SkipsKeys):
+        self.run_started = time.time()
+        if self.overwrite:
+            if trainer.is_global_zero and (removed := store.clear_results(self.output_dir)):
+                log.info("overwrite: removed the earlier results in %s (%s)", self.output_dir, ", ".join(removed))
+            trainer.strategy.barrier("ldce-overwrite")
             return
-        done = store.done_keys(self.output_dir)
+        if not isinstance(trainer.datamodule, SkipsKeys):
+            return
+        done = {record.key: record.input_classes() for record in store.done_records(self.output_dir)}
         if done:
             trainer.datamodule.skip(done)
             log.info("resuming: %d inputs in %s are already done and will be skipped", len(done), self.output_dir)
@@ -83,9 +91,10 @@ class CounterfactualWriter(BasePredictionWriter):
     def on_predict_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         trainer.strategy.barrier("ldce-records")
         if trainer.is_global_zero:
-            done = [r for r in store.merge_records(self.output_dir) if r.done][: self.grid_rows]
-            if done:
-                store.save_image(grid_picture(self.output_dir, done, self.grid_scale), self.output_dir / "grid.png")
+            done = [r for r in store.merge_records(self.output_dir, self.run_started) if r.done][: self.grid_rows]
+            picture = grid_picture(self.output_dir, done, self.grid_scale) if done else None
+            if picture is not None:
+                store.save_image(picture, self.output_dir / "grid.png")
 
     def _write_files(self, prediction: Prediction, i: int) -> RecordFiles:
         """Write input ``i``'s images (and step video); returns their paths relative to ``output_dir``."""
@@ -119,6 +128,8 @@ class CounterfactualWriter(BasePredictionWriter):
             source_predicted=bool(p.source_predicted[i]),
             target=target,
             already_target=bool(p.already_target[i]),
+            input_label=int(p.input_labels[i]),
+            input_target=int(p.input_targets[i]),
             source_name=p.name(label),
             target_name=p.name(target),
             flipped=int(r.prediction[i]) == target,

@@ -6,6 +6,7 @@ already-finished ones (resume) as skipped keys, so that every input seen is acco
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -67,12 +68,24 @@ class InputBatch:
         return InputBatch([], images, none, none.clone(), none.clone(), [], failures=failures, skipped=skipped)
 
 
+DoneInputs = Mapping[str, "tuple[int, int] | None"]
+"""Inputs already done (resume): key → the ``(label, target)`` the input carried when it was explained
+(−1: none), or ``None`` where its record does not say (records of ldce 0.1)."""
+
+
+def already_done(done: DoneInputs, key: str, label: int, target: int) -> bool:
+    """Whether input ``key`` with ``label`` and ``target`` (−1: none) is done: a done record of it exists and
+    it carried the same labels then — an input whose labels changed is explained again."""
+    return key in done and done[key] in (None, (label, target))
+
+
 @runtime_checkable
 class SkipsKeys(Protocol):
     """A datamodule that can pass over inputs already done (for resuming into a results folder)."""
 
-    def skip(self, keys: set[str]) -> None:
-        """Pass over ``keys`` from now on: they are not decoded and arrive as ``InputBatch.skipped``."""
+    def skip(self, done: DoneInputs) -> None:
+        """Pass over the inputs :func:`already_done` in ``done`` from now on: their images are not decoded
+        and their keys arrive as ``InputBatch.skipped``."""
 
 
 @dataclass(frozen=True)

@@ -34,11 +34,13 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from ldce.checks import class_index
+from ldce.classifiers.names import normalised
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "ppm", "bmp")
-"""Image entries a sample may carry; the reader takes the first present, in this order."""
+IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "ppm", "bmp", "gif", "tif", "tiff")
+"""Image entries a sample may carry; the reader takes the first present, in this order (of a multi-frame
+GIF or TIFF, the first frame)."""
 LEFTOVERS = frozenset({"__macosx", "thumbs.db", "desktop.ini", "@eadir", "$recycle.bin", "system volume information"})
 
 
@@ -82,11 +84,6 @@ def _files(folder: Path, recursive: bool) -> list[Path]:
     if others:
         log.warning("%s: skipped %d files that are not images (%s)", folder, sum(others.values()), dict(others))
     return found
-
-
-def normalised(name: str) -> str:
-    """A class name for matching: lower case, letters and digits only."""
-    return re.sub(r"[^0-9a-z]+", "", name.lower())
 
 
 def _folder_labels(folders: list[Path], class_names: Sequence[str] | None) -> dict[Path, int]:
@@ -140,7 +137,9 @@ def _row_to_item(row: Sequence, where: str, base: Path, class_names: Sequence[st
         raise ValueError(f"{where}: expected path[,label[,target]], got {list(row)!r}")
     relpath = PurePosixPath(str(row[0]).strip()).as_posix()
     path = base / relpath
-    if not is_image_path(path) or not path.is_file():
+    if not path.is_file():
+        raise FileNotFoundError(f"{where}: no such file {path}")
+    if not is_image_path(path):
         raise ValueError(f"{where}: {path} is not an image file ({', '.join(IMAGE_EXTENSIONS)})")
     label = _class(row[1], where, "label", class_names) if len(row) > 1 else None
     target = _class(row[2], where, "target", class_names) if len(row) > 2 else None
@@ -160,9 +159,12 @@ def _read_rows(list_file: Path, base: Path) -> list[tuple[str, Sequence]]:
         ]
     with list_file.open(newline="", encoding="utf-8-sig") as stream:
         rows = [(f"{list_file}:{n}", row) for n, row in enumerate(csv.reader(stream), start=1) if any(row)]
-    if rows and not (base / rows[0][1][0].strip()).is_file():
+    first = Path(rows[0][1][0].strip()) if rows else None
+    if first is not None and not is_image_path(first) and not (base / first).is_file():
         log.info("%s: skipping header row %s", list_file, rows[0][1])
         rows = rows[1:]
+    if not rows:
+        raise ValueError(f"{list_file}: no rows (expected comma-separated path[,label[,target]])")
     return rows
 
 

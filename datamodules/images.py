@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ldce.checks import validated
 from ldce.classifiers.names import read_class_names
-from ldce.datamodules.batch import UNKNOWN, Decoded, Failure, Skipped, collate
+from ldce.datamodules.batch import UNKNOWN, Decoded, DoneInputs, Failure, Skipped, already_done, collate
 from ldce.datamodules.folders import ShardItem, collect_items, unique_keys
 from ldce.images import ResizeMode, decode_image
 
@@ -28,9 +28,9 @@ class ImageFiles(Dataset):
     or :class:`Skipped` for a key already done."""
 
     def __init__(
-        self, items: list[ShardItem], keys: list[str], image_size: int, resize_mode: ResizeMode, skip: frozenset[str]
+        self, items: list[ShardItem], keys: list[str], image_size: int, resize_mode: ResizeMode, done: DoneInputs
     ) -> None:
-        self.items, self.keys, self.skip = items, keys, skip
+        self.items, self.keys, self.done = items, keys, done
         self.image_size, self.resize_mode = image_size, resize_mode
 
     def __len__(self) -> int:
@@ -38,14 +38,14 @@ class ImageFiles(Dataset):
 
     def __getitem__(self, index: int) -> Decoded | Failure | Skipped:
         item, key = self.items[index], self.keys[index]
-        if key in self.skip:
+        label, target = (UNKNOWN if value is None else value for value in (item.label, item.target))
+        if already_done(self.done, key, label, target):
             return Skipped(key)
         try:
             image = decode_image(item.path.read_bytes(), self.image_size, self.resize_mode)
         except Exception as error:  # one unusable file costs that file, not the run
             return Failure(key, f"{type(error).__name__}: {error}", str(item.path))
         meta = {"path": str(item.path)} | ({} if item.class_name is None else {"class_name": item.class_name})
-        label, target = (UNKNOWN if value is None else value for value in (item.label, item.target))
         return Decoded(key, str(item.path), None, image, label, target, UNKNOWN, meta)
 
 
@@ -83,11 +83,11 @@ class ImageFilesDataModule(LightningDataModule):
         self.keys = unique_keys(self.items)
         self.image_size, self.resize_mode = image_size, resize_mode
         self.batch_size, self.num_workers = batch_size, num_workers
-        self.skip_keys: frozenset[str] = frozenset()
+        self.done: DoneInputs = {}
 
-    def skip(self, keys: set[str]) -> None:
-        """Pass over ``keys`` (already done) in every dataloader built from now on."""
-        self.skip_keys = frozenset(keys)
+    def skip(self, done: DoneInputs) -> None:
+        """Pass over the inputs done in ``done`` in every dataloader built from now on (see ``SkipsKeys``)."""
+        self.done = dict(done)
 
     def predict_dataloader(self) -> DataLoader:
         rank, world = (0, 1) if self.trainer is None else (self.trainer.global_rank, self.trainer.world_size)
@@ -97,7 +97,7 @@ class ImageFilesDataModule(LightningDataModule):
             [self.keys[i] for i in share],
             self.image_size,
             self.resize_mode,
-            self.skip_keys,
+            self.done,
         )
         batch = partial(collate, image_size=self.image_size)
         return DataLoader(files, batch_size=self.batch_size, num_workers=self.num_workers, collate_fn=batch)

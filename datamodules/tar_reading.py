@@ -2,10 +2,11 @@
 
 - :func:`check_local_shards` lists every local shard path that does not exist, in one error, before
   any model loads.
-- :func:`duplicate_renames` reads the sample keys of the local shards (tar headers only) and gives
-  each key that occurs more than once — in two shards, or twice in one — a distinct name
-  ``<key>@<shard name>`` (``#n`` for the n-th repeat within one shard): both inputs are explained and
-  nothing is overwritten. With ``duplicate_keys: fail`` the run stops instead, naming the shards.
+- :func:`duplicate_renames` reads the sample keys of the local shards (tar headers only): a key's first
+  occurrence (in shard order) keeps it, every later one — in another shard, or again in one — gets a
+  distinct name ``<key>@<shard name>`` (``#n`` for the n-th occurrence within one shard): all inputs
+  are explained, nothing is overwritten, and adding a shard never renames the inputs already done.
+  With ``duplicate_keys: fail`` the run stops instead, naming the shards.
   Keys of remote shards (``pipe:``, URLs) cannot be listed before the run: they must be unique.
 - :class:`ShardReader` reads shards one after the other; a shard that cannot be opened or breaks
   part-way yields its readable samples and then one failure marker naming the shard and where it broke.
@@ -37,7 +38,10 @@ def is_local(url: str) -> bool:
 
 def check_local_shards(urls: list[str]) -> None:
     """Raise one ``FileNotFoundError`` listing every local shard that is not a file, or a ``ValueError``
-    naming local files that are images or other files rather than tar archives."""
+    naming a shard listed twice or a local file that is an image rather than a tar archive."""
+    repeated = [url for url, count in Counter(urls).items() if count > 1]
+    if repeated:
+        raise ValueError(f"shard {repeated[0]} is listed {urls.count(repeated[0])} times in urls; list each once")
     local = [url for url in urls if is_local(url)]
     missing = [url for url in local if not Path(url).is_file()]
     if missing:
@@ -74,8 +78,8 @@ def sample_keys(path: str) -> list[str]:
 
 
 def duplicate_renames(urls: list[str], policy: DuplicateKeys) -> dict[tuple[str, str, int], str]:
-    """``(shard url, key, occurrence in that shard) → new key`` for every key of the local shards that
-    occurs more than once; ``ValueError`` naming them under ``policy="fail"``."""
+    """``(shard url, key, occurrence in that shard) → new key`` for every occurrence after the first of a
+    key of the local shards; ``ValueError`` naming them under ``policy="fail"``."""
     keys = {url: sample_keys(url) for url in urls if is_local(url)}
     counts = Counter(key for shard in keys.values() for key in shard)
     repeated = {key for key, count in counts.items() if count > 1}
@@ -83,16 +87,17 @@ def duplicate_renames(urls: list[str], policy: DuplicateKeys) -> dict[tuple[str,
         where = {key: sorted({shard_name(u) for u, shard in keys.items() if key in shard}) for key in sorted(repeated)}
         shown = "; ".join(f"{key!r} in {', '.join(shards)}" for key, shards in list(where.items())[:5])
         raise ValueError(f"{len(repeated)} sample keys occur more than once ({shown}); duplicate_keys: fail")
-    renames, taken = {}, set(counts)
+    renames, taken, first = {}, set(counts), set()
     for url, shard in keys.items():
         seen: Counter[str] = Counter()
         for key in shard:
-            if key in repeated:
+            if key in repeated and key in first:
                 renamed = f"{key}@{shard_name(url)}" + (f"#{seen[key] + 1}" if seen[key] else "")
                 while renamed in taken:
                     renamed += "+"
                 renames[url, key, seen[key]] = renamed
                 taken.add(renamed)
+            first.add(key)
             seen[key] += 1
     return renames
 

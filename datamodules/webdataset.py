@@ -28,7 +28,7 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
 from ldce.checks import class_index, validated
-from ldce.datamodules.batch import UNKNOWN, Decoded, Failure, Skipped, collate
+from ldce.datamodules.batch import UNKNOWN, Decoded, DoneInputs, Failure, Skipped, already_done, collate
 from ldce.datamodules.folders import IMAGE_EXTENSIONS
 from ldce.datamodules.tar_reading import (
     FAILURE,
@@ -42,8 +42,6 @@ from ldce.datamodules.tar_reading import (
 from ldce.images import ResizeMode, decode_image
 
 log = logging.getLogger(__name__)
-
-SKIPPED = "__skipped__"
 
 
 class SampleError(ValueError):
@@ -63,21 +61,6 @@ class RankSplitter:
         yield from itertools.islice(shards, self.rank, None, self.world_size)
 
 
-class SkipMarker:
-    """``map`` function: a sample whose ``__key__`` is in ``skip_keys`` becomes a bare skip marker.
-
-    Its entries are dropped before any decoding; the key travels on so that it is counted.
-    """
-
-    def __init__(self, skip_keys: Iterable[str]) -> None:
-        self.skip_keys = frozenset(skip_keys)
-
-    def __call__(self, sample: dict) -> dict:
-        if sample["__key__"] in self.skip_keys and FAILURE not in sample:
-            return {"__key__": sample["__key__"], SKIPPED: True}
-        return sample
-
-
 def expand_urls(urls: str | list[str]) -> list[str]:
     """Shard URLs after WebDataset's expansion (``::`` lists, ``$WDS_`` variables, ``{000..009}`` braces)."""
     items = [urls] if isinstance(urls, str) else urls
@@ -92,11 +75,10 @@ class SampleDecoder:
     def __init__(self, image_size: int, resize_mode: ResizeMode, label_key: str, target_key: str, meta_key: str):
         self.image_size, self.resize_mode = image_size, resize_mode
         self.label_key, self.target_key, self.meta_key = label_key, target_key, meta_key
+        self.done: DoneInputs = {}
 
     def __call__(self, sample: dict) -> Decoded | Skipped | Failure:
         key, shard = sample["__key__"], sample.get("__url__")
-        if sample.get(SKIPPED):
-            return Skipped(key)
         if FAILURE in sample:
             return Failure(key, sample[FAILURE], shard, damaged_shard=True)
         try:
@@ -104,11 +86,14 @@ class SampleDecoder:
         except Exception as error:  # one unusable sample must not end the run: it is reported instead
             return Failure(key, f"{type(error).__name__}: {error}", shard)
 
-    def _decode(self, sample: dict, key: str, shard: str | None) -> Decoded:
-        """Labels first (cheap), then the image; raises on anything unusable."""
+    def _decode(self, sample: dict, key: str, shard: str | None) -> Decoded | Skipped:
+        """Labels first (cheap; an input already done is passed over here), then the image; raises on
+        anything unusable."""
         meta = self._meta(sample)
         label = self._field(sample, self.label_key, meta, "label")
         target = self._field(sample, self.target_key, meta, "target")
+        if already_done(self.done, key, UNKNOWN if label is None else label, UNKNOWN if target is None else target):
+            return Skipped(key)
         index = class_index(meta.get("index"), "index")
         image_ext = next((ext for ext in IMAGE_EXTENSIONS if ext in sample), None)
         if image_ext is None:
@@ -173,31 +158,29 @@ class WebDatasetDataModule(LightningDataModule):
         check_local_shards(self.urls)
         self.renames = duplicate_renames(self.urls, duplicate_keys)
         if self.renames:
-            log.warning("%d inputs share their key with another: explained as <key>@<shard>", len(self.renames))
+            log.warning("%d inputs repeat a key of an earlier input: explained as <key>@<shard>", len(self.renames))
         remote = sum(not is_local(url) for url in self.urls)
         if remote:
             log.warning("%d shards are not local files: their keys cannot be checked for duplicates", remote)
         self.batch_size, self.num_workers, self.image_size = batch_size, num_workers, image_size
         self.multiprocessing_context = multiprocessing_context
         self.decoder = SampleDecoder(image_size, resize_mode, label_key, target_key, meta_key)
-        self.skip_keys: frozenset[str] = frozenset()
 
-    def skip(self, keys: set[str]) -> None:
-        """Pass over ``keys`` in every dataloader built from now on (see ``SkipsKeys``)."""
-        self.skip_keys = frozenset(keys)
+    def skip(self, done: DoneInputs) -> None:
+        """Pass over the inputs done in ``done`` in every dataloader built from now on (see ``SkipsKeys``)."""
+        self.decoder.done = dict(done)
 
     def rank_and_world_size(self) -> tuple[int, int]:
         """``(trainer.global_rank, trainer.world_size)``, or ``(0, 1)`` without a trainer."""
         return (0, 1) if self.trainer is None else (self.trainer.global_rank, self.trainer.world_size)
 
     def predict_dataset(self) -> webdataset.DataPipeline:
-        """This rank's pipeline: shards → skip filter → decode → :class:`InputBatch` batches."""
+        """This rank's pipeline: shards → decode (or skip) → :class:`InputBatch` batches."""
         return webdataset.DataPipeline(
             webdataset.SimpleShardList(self.urls),
             RankSplitter(*self.rank_and_world_size()),
             webdataset.split_by_worker,
             ShardReader(self.renames),
-            webdataset.map(SkipMarker(self.skip_keys)),
             webdataset.map(self.decoder),
             webdataset.batched(
                 self.batch_size, collation_fn=partial(collate, image_size=self.image_size), partial=True

@@ -72,10 +72,10 @@ def tiny_config(
                 "init_args": {"num_classes": 10},
             },
             "classifier": {
-                "class_path": "ldce.classifiers.module_classifier",
+                "class_path": "ldce.classifiers.classifier",
                 "init_args": {
                     "class_path": "toy.ToyClassifier",
-                    "weights_path": str(classifier_weights(folder / "classifier.safetensors")),
+                    "checkpoint": str(classifier_weights(folder / "classifier.safetensors")),
                 },
             },
             "method": {"ddim_steps": 10, "strength": 0.5, **(method or {})},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -21,3 +22,15 @@ def golden_dir() -> Path:
     if not (GOLDEN_DIR / "tiny_cin_ldm.safetensors").is_file():
         pytest.skip(f"golden vectors of the original implementation not found at {GOLDEN_DIR}")
     return GOLDEN_DIR
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any socket use fails loudly, so that a silent hub look-up cannot pass for a clear local error."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("network access attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)

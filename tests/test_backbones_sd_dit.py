@@ -4,7 +4,6 @@ save/load round trips, original SD single-file checkpoints, and offline-only loa
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
 import torch
@@ -41,18 +40,6 @@ def sd():
 @pytest.fixture
 def images():
     return torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    """Any socket use fails loudly, so a silent hub look-up cannot pass for a clear local error."""
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("network access attempted")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
 
 
 def outputs(model, images):

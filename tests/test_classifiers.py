@@ -2,34 +2,21 @@
 
 from __future__ import annotations
 
-import re
-import socket
-
 import pytest
-import timm
 import torch
 import torch.nn.functional as F
-import torchvision
 import torchvision.transforms.v2.functional as TF
-from safetensors.torch import save_file
-from timm.data import resolve_model_data_config
 from torch import nn
 
-from ldce.checkpoints import read_tensors
 from ldce.classifiers import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     ClassifierWrapper,
     Preprocess,
     Preprocessing,
     confidence,
     is_binary,
-    module_classifier,
     predict,
     target_log_likelihood,
     target_probability,
-    timm_classifier,
-    torchvision_classifier,
 )
 
 MEAN, STD = (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)
@@ -46,17 +33,6 @@ class TinyNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.dropout(self.features(x).mean(dim=(2, 3))))
-
-
-@pytest.fixture
-def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Any socket connection attempt fails the test."""
-
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise AssertionError("a classifier loader tried to reach the network")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
 
 
 def images(batch: int = 2, height: int = 48, width: int = 64, seed: int = 0) -> torch.Tensor:
@@ -181,121 +157,3 @@ def test_predict_and_confidence_give_the_predicted_class_and_its_probability() -
     binary = torch.tensor([-2.0, 0.5])
     assert predict(binary).tolist() == [0, 1]
     torch.testing.assert_close(confidence(binary), binary.abs().sigmoid())
-
-
-def test_timm_loader_reproduces_the_saved_model_offline(tmp_path, no_network) -> None:
-    """A random timm test_resnet saved as safetensors loads to identical logits, with timm's data config."""
-    torch.manual_seed(0)
-    reference = timm.create_model("test_resnet", pretrained=False, num_classes=5).eval()
-    path = tmp_path / "test_resnet.safetensors"
-    save_file(reference.state_dict(), path)
-    wrapper = timm_classifier("test_resnet", str(path), num_classes=5)
-    config = resolve_model_data_config(reference)
-    size = config["input_size"][-1]
-    x = images(height=size + 16, width=size + 32)
-    mode = getattr(TF.InterpolationMode, config["interpolation"].upper())
-    resized = TF.resize(x, [int(size / config["crop_pct"])], interpolation=mode, antialias=False)
-    expected = reference(TF.normalize(TF.center_crop(resized, [size]), config["mean"], config["std"]))
-    torch.testing.assert_close(wrapper(x), expected, rtol=1e-5, atol=1e-5)
-
-
-def test_torchvision_loader_reproduces_resnet18_with_imagenet_preprocessing(tmp_path, no_network) -> None:
-    """A random torchvision resnet18 saved as a torch file loads to identical logits (resize 256, crop 224)."""
-    torch.manual_seed(0)
-    reference = torchvision.models.resnet18(num_classes=10).eval()
-    path = tmp_path / "resnet18.pth"
-    torch.save(reference.state_dict(), path)
-    wrapper = torchvision_classifier("resnet18", str(path), num_classes=10, binary_index=3)
-    x = images(height=256, width=288)
-    expected = reference(TF.normalize(TF.center_crop(x, [224]), [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]))
-    torch.testing.assert_close(wrapper(x), expected[:, 3], rtol=1e-5, atol=1e-5)
-
-
-def test_torchvision_loader_reads_legacy_densenet_keys(tmp_path) -> None:
-    """torchvision's published DenseNet files name layers "norm.1" instead of "norm1": they load all the same."""
-    torch.manual_seed(0)
-    reference = torchvision.models.densenet121(num_classes=3).eval()
-    legacy = re.compile(r"(denselayer\d+\.(?:norm|relu|conv))([12])\.")
-    path = tmp_path / "densenet121.pth"
-    torch.save({legacy.sub(r"\1.\2.", k): v for k, v in reference.state_dict().items()}, path)
-    assert "features.denseblock1.denselayer1.norm.1.weight" in torch.load(path)
-    wrapper = torchvision_classifier(
-        "densenet121", str(path), num_classes=3, preprocessing=Preprocessing(mean=IMAGENET_MEAN, std=IMAGENET_STD)
-    )
-    x = images(height=64, width=64)
-    expected = reference(TF.normalize(x, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]))
-    torch.testing.assert_close(wrapper(x), expected, rtol=1e-5, atol=1e-5)
-
-
-def test_module_loader_reads_a_nested_state_dict_with_prefix(tmp_path) -> None:
-    """module_classifier imports by dotted path and loads {"model_state_dict": {"module." + key: ...}}."""
-    torch.manual_seed(0)
-    reference = TinyNet(num_classes=2, in_channels=1).eval()
-    path = tmp_path / "checkpoint.pt"
-    state = {f"module.{k}": v for k, v in reference.state_dict().items()}
-    torch.save({"epoch": 3, "model_state_dict": state}, path)
-    wrapper = module_classifier(
-        f"{__name__}.TinyNet",
-        {"num_classes": 2, "in_channels": 1},
-        str(path),
-        state_dict_key="model_state_dict",
-        strip_prefix="module.",
-        preprocessing=Preprocessing(channels="grayscale", mean=(0.5,), std=(0.5,)),
-    )
-    x = images()
-    gray = 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
-    torch.testing.assert_close(wrapper(x), reference((gray - 0.5) / 0.5))
-
-
-def test_nested_file_without_key_names_the_file_and_asks_for_the_key(tmp_path) -> None:
-    """A checkpoint dict read without state_dict_key is rejected with the file name, not loaded half-way."""
-    path = tmp_path / "checkpoint.pt"
-    torch.save({"epoch": 3, "model_state_dict": TinyNet().state_dict()}, path)
-    with pytest.raises(ValueError, match=r"checkpoint.pt.*\['model_state_dict'\].*state_dict_key"):
-        read_tensors(path, "classifier weights")
-    with pytest.raises(ValueError, match="checkpoint.pt.*'state_dict'"):
-        read_tensors(path, "classifier weights", key="state_dict")
-
-
-def test_missing_weights_file_raises_naming_the_file(tmp_path) -> None:
-    """A missing file raises FileNotFoundError with its path, for every loader."""
-    missing = tmp_path / "nowhere.safetensors"
-    with pytest.raises(FileNotFoundError, match="nowhere.safetensors"):
-        timm_classifier("test_resnet", str(missing))
-    with pytest.raises(FileNotFoundError, match="nowhere.safetensors"):
-        torchvision_classifier("resnet18", str(missing))
-    with pytest.raises(FileNotFoundError, match="nowhere.safetensors"):
-        module_classifier(f"{__name__}.TinyNet", None, str(missing))
-
-
-@pytest.mark.parametrize("suffix", [".safetensors", ".pth"])
-def test_truncated_weights_file_raises_naming_the_file(tmp_path, suffix: str) -> None:
-    """A file cut in half raises ValueError with its path (safetensors and torch formats)."""
-    path = tmp_path / f"cut{suffix}"
-    state = TinyNet().state_dict()
-    save_file(state, path) if suffix == ".safetensors" else torch.save(state, path)
-    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    with pytest.raises(ValueError, match=f"cut{suffix}.*truncated"):
-        module_classifier(f"{__name__}.TinyNet", None, str(path))
-
-
-def test_wrong_architecture_weights_raise_naming_the_mismatch(tmp_path) -> None:
-    """Weights of another architecture or head size raise ValueError naming the file, keys and shapes."""
-    path = tmp_path / "resnet18.safetensors"
-    save_file(torchvision.models.resnet18(num_classes=10).state_dict(), path)
-    with pytest.raises(
-        ValueError, match=r"resnet18.safetensors: does not fit torchvision model 'resnet34'.*missing keys"
-    ):
-        torchvision_classifier("resnet34", str(path), num_classes=10)
-    with pytest.raises(ValueError, match=r"shape mismatches.*fc.weight: file \(10, 512\) vs model \(7, 512\)"):
-        torchvision_classifier("resnet18", str(path), num_classes=7)
-    with pytest.raises(
-        ValueError, match=r"resnet18.safetensors: does not fit timm model 'test_resnet'.*unexpected keys"
-    ):
-        timm_classifier("test_resnet", str(path))
-
-
-def test_unknown_class_path_raises_naming_it() -> None:
-    """module_classifier with a class path that does not import raises ValueError naming the path."""
-    with pytest.raises(ValueError, match="no_such_module.Net"):
-        module_classifier("no_such_module.Net")

@@ -171,10 +171,11 @@ def test_broken_samples_become_failure_records_and_good_ones_still_arrive(bad_sh
     assert only_failures.images.shape == (0, 3, SIZE, SIZE) and only_failures.labels.shape == (0,)
 
 
-def test_skip_keys_pass_over_samples_before_they_are_decoded(bad_shard):
-    """Skipped keys are listed as skipped, never as results or failures: they are not decoded."""
+def test_done_inputs_pass_over_samples_before_they_are_decoded_unless_their_labels_changed(bad_shard):
+    """Done inputs are listed as skipped, never as results or failures: they are not decoded. An input
+    done with other labels than it carries now (``metalabel`` was 3 → 4) is explained again."""
     module = WebDatasetDataModule(bad_shard, image_size=SIZE)
-    module.skip({"truncated", "good"})
+    module.skip({"truncated": None, "good": (2, 1), "metalabel": (3, 4)})
     batches = list(module.predict_dataloader())
     assert sorted(_keys(batches)) == ["metalabel", "nolabel"]
     assert {f.key for b in batches for f in b.failures} == {"noimage", "badlabel"}

@@ -33,8 +33,8 @@ TWO_PROCESSES = ["--devices", "2", "--strategy", "ddp", "--accelerator", "cpu"]
 def _metrics_config(classifier_weights: Path) -> dict:
     """FID in the toy classifier's penultimate feature space (the explained classifier, for the test's sake)."""
     toy = {
-        "class_path": "ldce.classifiers.module_classifier",
-        "init_args": {"class_path": "toy.ToyClassifier", "weights_path": str(classifier_weights)},
+        "class_path": "ldce.classifiers.classifier",
+        "init_args": {"class_path": "toy.ToyClassifier", "checkpoint": str(classifier_weights)},
     }
     features = {"class_path": "ldce.metrics.features.PenultimateFeatures", "init_args": {"model": toy}}
     return {"fid_features": features, "fid_features_name": "toy"}
@@ -87,8 +87,9 @@ def test_a_folder_of_ldce_0_1_evaluates_from_its_config(run, one_process, tmp_pa
     results = shutil.copytree(out, tmp_path / "legacy")
     (results / "manifest.json").unlink()
     config = yaml.safe_load((results / "config.yaml").read_text())
-    classifier = config["model"]["classifier"]["init_args"]
-    classifier |= classifier.pop("preprocessing")  # 0.1 loaders took the preprocessing fields flat
+    current = config["model"]["classifier"]["init_args"]  # 0.1: one loader per source, preprocessing flat
+    old = {"class_path": current["class_path"], "weights_path": current["checkpoint"], "crop": None}
+    config["model"]["classifier"] = {"class_path": "ldce.classifiers.module_classifier", "init_args": old}
     config["model"] = {"class_path": "ldce.module.CounterfactualModule", "init_args": config["model"]}
     (results / "config.yaml").write_text(yaml.safe_dump(config))
     legacy = _evaluate(results, "--batch_size", "2")

@@ -127,7 +127,7 @@ def backbone_files(name: str, files: dict[str, Path], folder: Path) -> dict[str,
 
 def classifier_files(name: str, files: dict[str, Path]) -> dict[str, object]:
     if name.startswith("imagenet"):
-        return {"weights_path": str(files["resnet"]), "preprocessing": {"resize": None, "crop": 24}}
+        return {"checkpoint": str(files["resnet"]), "preprocessing": {"resize": None, "crop": 24}}
     if name.startswith("celebahq"):
         return {"checkpoint_path": str(files["steex"])}
     if name == "flowers":  # ViT-S/8 needs its 224 px crop: the 32 px stand-in images are upsampled to it

@@ -8,7 +8,7 @@ import torch
 from cli_helpers import ldce, records, tiny_config, uneven_shards
 from PIL import Image
 
-from ldce.classifiers import module_classifier
+from ldce.classifiers import classifier
 from ldce.datamodules.webdataset import WebDatasetDataModule
 from ldce.images import to_uint8
 from ldce.method import LDCEConfig, explain
@@ -23,13 +23,13 @@ def test_explain_gives_the_counterfactual_pngs_of_ldce_predict(tmp_path):
     written = {r["key"]: np.asarray(Image.open(out / r["files"]["counterfactual"])) for r in records(out)}
 
     batch = next(iter(WebDatasetDataModule(urls, batch_size=6, image_size=32).predict_dataloader()))
-    classifier = module_classifier("toy.ToyClassifier", weights_path=str(tmp_path / "classifier.safetensors"))
+    toy = classifier(class_path="toy.ToyClassifier", checkpoint=str(tmp_path / "classifier.safetensors"))
     method = LDCEConfig(ddim_steps=10, strength=0.5)
     result = explain(
         batch.images,
         batch.targets,
         tiny_class_conditional_ldm(),
-        classifier,
+        toy,
         method,
         seed=0,
         keys=batch.keys,

@@ -177,3 +177,31 @@ def test_the_first_frame_of_an_animation_is_used():
     frames = [Image.new("RGB", (2, 2), colour) for colour in ((255, 0, 0), (0, 0, 255))]
     data = _encode(frames[0], "GIF", save_all=True, append_images=frames[1:])
     assert torch.equal(decode_image(data, 2, "resize")[:, 0, 0], torch.tensor([1.0, 0.0, 0.0]))
+
+
+def test_a_transparent_gray_value_is_white_at_8_and_16_bits():
+    """The same picture, gray value 3 (8-bit) or 3·257 (16-bit) marked transparent in the PNG (tRNS), decodes
+    alike: transparent pixels white, the others at their value (within 1e-6 of the [0, 1] scale)."""
+    picture = [0, 3, 128, 3]
+    eight = _decoded(_gray(picture, "L"), "PNG", transparency=3)
+    sixteen = _decoded(_gray([v * 257 for v in picture], "I;16"), "PNG", transparency=3 * 257)
+    np.testing.assert_allclose(eight, _rgb([0.0, 1.0, 128 / 255, 1.0]), atol=1e-6)
+    np.testing.assert_allclose(sixteen, eight, atol=1e-6)
+
+
+def test_a_transparent_gray_value_is_white_in_32_bit_integer_images():
+    """Mode ``I`` with ``info["transparency"]`` (no file format stores one, so it is set on the opened image):
+    the pixels with that value are white, 1.0; the others keep value / range."""
+    top = 2**31 - 1
+    with Image.open(io.BytesIO(_encode(_gray([0, 7, top // 2, 7], "I"), "TIFF"))) as reopened:
+        reopened.info["transparency"] = 7
+        shown = np.asarray(viewable(reopened))
+    np.testing.assert_allclose(shown, np.array([[0.0, 1.0], [(top // 2) / top, 1.0]]), atol=1e-6)
+
+
+def test_data_pillow_cannot_identify_fails_by_name_without_object_addresses():
+    """Bytes in no image format raise UnsupportedImage saying so, with no ``<… object at 0x…>`` repr."""
+    with pytest.raises(UnsupportedImage) as caught:
+        decode_image(b"plain text, not an image", 2, "resize")
+    message = str(caught.value)
+    assert "not an image Pillow can read" in message and "0x" not in message and "object at" not in message

@@ -34,8 +34,12 @@ NEW = {
     "model": {
         "backbone": {"class_path": "ldce.backbones.paper.cin256_v2", "init_args": {"checkpoint_path": "m.ckpt"}},
         "classifier": {
-            "class_path": "ldce.classifiers.torchvision_classifier",
-            "init_args": {"name": "resnet50", "weights_path": "r.pth", "preprocessing": {"resize": None, "crop": 224}},
+            "class_path": "ldce.classifiers.classifier",
+            "init_args": {
+                "torchvision": "resnet50",
+                "checkpoint": "r.pth",
+                "preprocessing": {"resize": None, "crop": 224},
+            },
         },
         "method": {"strength": 0.382, "deg_cone_projection": 45.0},
         "speedups": {"compile": True},
@@ -48,7 +52,8 @@ NEW = {
 def test_an_old_config_is_rewritten_key_by_key_and_every_change_is_named():
     migrated, changes = migrate_config(OLD)
     assert migrated == NEW
-    assert len(changes) == 7 and any("model.strength (now model.method.strength)" in c for c in changes)
+    assert len(changes) == 10 and any("model.strength (now model.method.strength)" in c for c in changes)
+    assert any("init_args.weights_path (now config.model.classifier.init_args.checkpoint)" in c for c in changes)
     assert migrate_config(NEW) == (NEW, [])
 
 

@@ -1,4 +1,5 @@
-"""A non-editable install puts everything under the ``ldce`` namespace, package data included."""
+"""A non-editable install puts everything under the ``ldce`` namespace, package data included: the
+configs, demo models and demo shard that ``ldce predict --config quickstart`` needs from any directory."""
 
 from __future__ import annotations
 
@@ -38,5 +39,10 @@ def test_wheel_installs_only_the_ldce_namespace(tmp_path):
         "ldce/datamodules/__init__.py",
         "ldce/callbacks/__init__.py",
         "ldce/backbones/configs/v1-inference.yaml",
+        "ldce/configs/quickstart.yaml",
+        "ldce/configs/classes/imagenet.txt",
+        "ldce/configs/demo/classifier.yaml",
+        "ldce/demo/data/fashion_mnist_demo.tar",
+        "ldce/demo/weights/classifier/model.safetensors",
     ):
         assert module in names

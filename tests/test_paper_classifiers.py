@@ -10,7 +10,7 @@ import torch
 from paper_files import write_dino, write_linear_head, write_simsiam, write_steex, write_torchvision
 from torch import nn
 
-from ldce.classifiers import IMAGENET_MEAN, IMAGENET_STD, torchvision_classifier
+from ldce.classifiers import IMAGENET_MEAN, IMAGENET_STD, classifier
 from ldce.classifiers.features import feature_extractor, simsiam_resnet50
 from ldce.classifiers.paper import SteexDenseNet, dino_linear_classifier, load_linear_head, steex_densenet
 from ldce.classifiers.zero_shot import (
@@ -76,7 +76,7 @@ def test_unusable_classifier_files_fail_naming_the_file_and_the_expected_model(f
         ("steex", lambda p: steex_densenet(p, 1), "STEEX"),
         ("dino", lambda p: dino_linear_classifier(p, str(files["head"])), "DINO"),
         ("head", lambda p: dino_linear_classifier(str(files["dino"]), p), "linear head"),
-        ("resnet", lambda p: torchvision_classifier("resnet50", p), "resnet50"),
+        ("resnet", lambda p: classifier(torchvision="resnet50", checkpoint=p), "resnet50"),
     ):
         bad = tmp_path / f"{name}.bin"
         if damage == "truncated":

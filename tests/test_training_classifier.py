@@ -9,7 +9,7 @@ import torch
 from lightning.pytorch import Callback, LightningDataModule, Trainer
 from torch.utils.data import DataLoader, TensorDataset
 
-from ldce.classifiers import module_classifier
+from ldce.classifiers import classifier
 from ldce.demo.models import ARCHITECTURES, build, card_path, load
 from ldce.training.classifier import ClassifierTraining, translate
 
@@ -88,7 +88,7 @@ def test_export_rebuilds_the_same_logits(architecture, tmp_path):
     assert card["test_accuracy"] is None and card["hyperparameters"]["lr"] == 1e-2
     with torch.no_grad():
         assert torch.equal(load(path)(images), expected)
-        wrapped = module_classifier(card["class_path"], card["architecture_args"], str(path))
+        wrapped = classifier(class_path=card["class_path"], init_args=card["architecture_args"], checkpoint=str(path))
         assert torch.equal(wrapped(images), expected)
 
 

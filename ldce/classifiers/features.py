@@ -17,7 +17,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ldce.checkpoints import load_strict, read_tensors
-from ldce.classifiers.loaders import timm_classifier
+from ldce.classifiers.loaders import classifier
 from ldce.classifiers.wrapper import IMAGENET_MEAN, IMAGENET_STD, ClassifierWrapper, Preprocessing
 
 SIMSIAM_DIM = 2048
@@ -64,5 +64,5 @@ def feature_extractor(kind: str, weights_path: str) -> ClassifierWrapper:
     if kind == "simsiam":
         return simsiam_resnet50(weights_path)
     if kind.startswith("timm:"):
-        return timm_classifier(kind.removeprefix("timm:"), weights_path, num_classes=0)
+        return classifier(timm=kind.removeprefix("timm:"), checkpoint=weights_path, num_classes=0)
     raise ValueError(f"unknown feature extractor {kind!r}: use 'simsiam' or 'timm:<model name>'")

@@ -1,21 +1,41 @@
-"""Build a :class:`ClassifierWrapper` from local weight files: timm, torchvision, or any importable class.
+"""``classifier``: the one entry for the classifier to explain, built from local files, never the network.
 
-None of them touches the network. Weights are read by ``ldce.checkpoints`` (safetensors, or torch
-files without running their code) and loaded strictly: a file of another architecture fails,
-naming the file and the mismatching keys.
+Exactly one source names the network — a timm model (``timm: resnet50``), a torchvision model
+(``torchvision: resnet50``), a TorchScript file (``torchscript: model.pt``) or any ``nn.Module`` class
+(``class_path: my_package.Net`` with ``init_args``) — and ``checkpoint`` names its weights:
+
+- timm reads the checkpoint itself (``timm.create_model(name, pretrained=True,
+  pretrained_cfg_overlay=dict(file=checkpoint))``): safetensors or torch files, weights at the top level
+  or under ``state_dict`` / ``model`` / the EMA keys, ``module.`` prefixes, and each model's own
+  conversion of published formats; loading is strict (a head of another size fails);
+- torchvision and class paths read it with ``ldce.checkpoints`` (torch files without running their
+  code), ``state_dict_key`` / ``strip_prefix`` for nested or prefixed files, loaded strictly;
+- a TorchScript file holds its own weights.
+
+The preprocessing defaults to the source's own (timm's data config; torchvision's ImageNet transform;
+none for TorchScript and class paths); :func:`ldce.classifiers.wrapper.rescale_warning` says when it
+resizes the images it is given by more than 2×.
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
 import re
+from typing import Any
 
+import torch
+from jsonargparse.typing import NonNegativeInt
 from torch import Tensor, nn
 
-from ldce.checkpoints import load_strict, read_tensors
+from ldce.checkpoints import existing_file, load_strict, read_tensors
+from ldce.checks import validated
 from ldce.classifiers.wrapper import IMAGENET_PREPROCESSING, ClassifierWrapper, Preprocessing
 
+log = logging.getLogger(__name__)
+
 WEIGHTS = "classifier weights"
+SOURCES = ("timm", "torchvision", "torchscript", "class_path")
 
 
 def timm_preprocessing(model: nn.Module, name: str) -> Preprocessing:
@@ -37,34 +57,37 @@ def timm_preprocessing(model: nn.Module, name: str) -> Preprocessing:
     )
 
 
-def timm_classifier(
-    name: str,
-    weights_path: str,
-    num_classes: int | None = None,
-    binary_index: int | None = None,
-    state_dict_key: str | None = None,
-    strip_prefix: str | None = None,
-    preprocessing: Preprocessing | None = None,
-) -> ClassifierWrapper:
-    """A timm model ``name`` with weights from a local file (timm's own key layout).
-
-    Args:
-        name: timm architecture name, e.g. ``resnet50``.
-        weights_path: local safetensors or torch file.
-        num_classes: size of the classification head (default: the architecture's).
-        binary_index: explain this one logit as a binary attribute (``(B,)`` logits).
-        state_dict_key: where the weights sit in the file (default: the top level, or ``state_dict``).
-        strip_prefix: a key prefix to drop, e.g. ``module.``.
-        preprocessing: default timm's own data config (:func:`timm_preprocessing`).
-    """
+def _timm(name: str, checkpoint: str | None, num_classes: int | None, key: str | None, prefix: str | None) -> nn.Module:
+    """timm's ``name``, its weights read by timm (or, with ``key``/``prefix``, by ldce) and loaded strictly."""
     import timm
 
-    extra = {} if num_classes is None else {"num_classes": num_classes}
-    model = timm.create_model(name, pretrained=False, **extra)
-    load_strict(
-        model, read_tensors(weights_path, WEIGHTS, state_dict_key, strip_prefix), weights_path, f"timm model {name!r}"
+    head = {} if num_classes is None else {"num_classes": num_classes}
+    if checkpoint is None:
+        return timm.create_model(name, pretrained=False, **head)
+    weights = (
+        {"state_dict": read_tensors(checkpoint, WEIGHTS, key, prefix)}
+        if key or prefix
+        else {"file": str(existing_file(checkpoint, WEIGHTS))}
     )
-    return ClassifierWrapper(model, preprocessing or timm_preprocessing(model, name), binary_index)
+    keep_head = {} if not num_classes else {"num_classes": num_classes}  # 0 (features): timm drops the head
+    try:
+        return timm.create_model(name, pretrained=True, pretrained_cfg_overlay={**weights, **keep_head}, **head)
+    except Exception as error:  # timm's readers raise many kinds (safetensors, pickle, strict load): one message
+        raise ValueError(f"{checkpoint}: does not fit timm model {name!r}: {_load_failure(error)}") from error
+
+
+def _load_failure(error: Exception) -> str:
+    """``load_state_dict``'s strict-load error as counts and the first keys; any other error's first line."""
+    parts = str(error).split("\n\t")
+    if not parts[0].startswith("Error(s) in loading state_dict"):
+        return f"{type(error).__name__}: {parts[0].splitlines()[0] if parts[0] else ''}"
+    kinds = {"Missing key(s)": "missing keys", "Unexpected key(s)": "unexpected keys"}
+    found = []
+    for part in parts[1:]:
+        kind = next((name for prefix, name in kinds.items() if part.startswith(prefix)), None)
+        keys = re.findall(r'"([^"]+)"', part)
+        found.append(f"{len(keys)} {kind} ({', '.join(keys[:3])}…)" if kind else part.strip())
+    return "; ".join(found)[:400]
 
 
 def _torchvision_keys(name: str, state: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -75,37 +98,19 @@ def _torchvision_keys(name: str, state: dict[str, Tensor]) -> dict[str, Tensor]:
     return {legacy.sub(r"\1\2", k): v for k, v in state.items()}
 
 
-def torchvision_classifier(
-    name: str,
-    weights_path: str,
-    num_classes: int | None = None,
-    binary_index: int | None = None,
-    state_dict_key: str | None = None,
-    strip_prefix: str | None = None,
-    preprocessing: Preprocessing = IMAGENET_PREPROCESSING,
-) -> ClassifierWrapper:
-    """``torchvision.models.get_model(name)`` with weights from a local file.
-
-    Args:
-        name: torchvision model name, e.g. ``resnet50``.
-        weights_path: local file such as ``resnet50-0676ba61.pth``.
-        num_classes: size of the classification head (default: the architecture's).
-        binary_index: explain this one logit as a binary attribute.
-        state_dict_key: where the weights sit in the file.
-        strip_prefix: a key prefix to drop, e.g. ``module.``.
-        preprocessing: default torchvision's ImageNet evaluation transform (256 → 224, ImageNet statistics).
-    """
+def _torchvision(name: str, checkpoint: str | None, num_classes: int | None, key: str | None, prefix: str | None):
     import torchvision
 
-    extra = {} if num_classes is None else {"num_classes": num_classes}
-    model = torchvision.models.get_model(name, weights=None, **extra)
-    state = _torchvision_keys(name, read_tensors(weights_path, WEIGHTS, state_dict_key, strip_prefix))
-    load_strict(model, state, weights_path, f"torchvision model {name!r}")
-    return ClassifierWrapper(model, preprocessing, binary_index)
+    head = {} if num_classes is None else {"num_classes": num_classes}
+    model = torchvision.models.get_model(name, weights=None, **head)
+    if checkpoint is not None:
+        state = _torchvision_keys(name, read_tensors(checkpoint, WEIGHTS, key, prefix))
+        load_strict(model, state, checkpoint, f"torchvision model {name!r}")
+    return model
 
 
 def import_class(class_path: str) -> type[nn.Module]:
-    """The class named by a dotted path ``"package.module.Class"``."""
+    """The class named by a dotted path ``"package.module.Class"``; ``ValueError`` naming it when it does not import."""
     module_name, _, class_name = class_path.rpartition(".")
     try:
         return getattr(importlib.import_module(module_name), class_name)
@@ -113,27 +118,74 @@ def import_class(class_path: str) -> type[nn.Module]:
         raise ValueError(f"cannot import classifier class {class_path!r}: {error}") from error
 
 
-def module_classifier(
-    class_path: str,
-    init_args: dict | None = None,
-    weights_path: str | None = None,
+def _module(class_path: str, init_args: dict | None, checkpoint: str | None, key: str | None, prefix: str | None):
+    model = import_class(class_path)(**(init_args or {}))
+    if checkpoint is not None:
+        load_strict(model, read_tensors(checkpoint, WEIGHTS, key, prefix), checkpoint, class_path)
+    return model
+
+
+def _torchscript(path: str) -> nn.Module:
+    try:
+        return torch.jit.load(str(existing_file(path, "TorchScript classifier")), map_location="cpu")
+    except RuntimeError as error:
+        raise ValueError(f"{path}: not a TorchScript file ({str(error).splitlines()[0]})") from error
+
+
+def _source(sources: dict[str, str | None], checkpoint: str | None, init_args: dict | None) -> str:
+    """The one source given; ``ValueError`` naming the fields otherwise."""
+    given = [name for name, value in sources.items() if value is not None]
+    if len(given) != 1:
+        raise ValueError(f"classifier: give exactly one of {', '.join(SOURCES)}; got {given or 'none'}")
+    if given[0] == "torchscript" and checkpoint is not None:
+        raise ValueError("classifier: a TorchScript file holds its weights; give no checkpoint")
+    if init_args is not None and given[0] != "class_path":
+        raise ValueError("classifier: init_args go with class_path")
+    return given[0]
+
+
+@validated
+def classifier(
+    timm: str | None = None,
+    torchvision: str | None = None,
+    torchscript: str | None = None,
+    class_path: str | None = None,
+    init_args: dict[str, Any] | None = None,
+    checkpoint: str | None = None,
+    num_classes: NonNegativeInt | None = None,
+    binary_index: NonNegativeInt | None = None,
     state_dict_key: str | None = None,
     strip_prefix: str | None = None,
-    binary_index: int | None = None,
-    preprocessing: Preprocessing = Preprocessing(),
+    preprocessing: Preprocessing | None = None,
 ) -> ClassifierWrapper:
-    """``class_path(**init_args)`` with weights from a local file (if given).
+    """The classifier to explain (see the module docstring); raises ``ValueError`` / ``FileNotFoundError``
+    naming the field or file that is wrong.
 
     Args:
-        class_path: dotted path of an ``nn.Module`` class on [0, 1] images (after ``preprocessing``).
-        init_args: its constructor's keyword arguments.
-        weights_path: local safetensors or torch file (``None``: the constructor's own weights).
-        state_dict_key: where the weights sit in the file.
-        strip_prefix: a key prefix to drop, e.g. ``module.``.
-        binary_index: explain this one logit as a binary attribute.
-        preprocessing: default none.
+        timm: a timm model name, e.g. ``resnet50`` or ``convnext_tiny``.
+        torchvision: a torchvision model name, e.g. ``resnet50``.
+        torchscript: a TorchScript file (``torch.jit.save``) holding the network and its weights.
+        class_path: the dotted path of an ``nn.Module`` class, e.g. ``my_package.models.Net``.
+        init_args: the keyword arguments of ``class_path``'s constructor.
+        checkpoint: a local weights file (safetensors or torch); none: the constructor's own weights
+            (random for timm and torchvision).
+        num_classes: size of the classification head (default: the architecture's; 0: no head, timm).
+        binary_index: explain this one logit as a binary attribute (the output is then ``(B,)``).
+        state_dict_key: where the weights sit in a nested checkpoint (e.g. ``model_state_dict``).
+        strip_prefix: a key prefix to drop, e.g. ``module.`` or ``model.``.
+        preprocessing: resize / crop / normalisation in front of the network (default: the source's own).
     """
-    model = import_class(class_path)(**(init_args or {}))
-    if weights_path is not None:
-        load_strict(model, read_tensors(weights_path, WEIGHTS, state_dict_key, strip_prefix), weights_path, class_path)
-    return ClassifierWrapper(model, preprocessing, binary_index)
+    sources = {"timm": timm, "torchvision": torchvision, "torchscript": torchscript, "class_path": class_path}
+    source, weights = _source(sources, checkpoint, init_args), (checkpoint, state_dict_key, strip_prefix)
+    if source == "timm":
+        model = _timm(timm, checkpoint, num_classes, state_dict_key, strip_prefix)
+        default = timm_preprocessing(model, timm)
+    elif source == "torchvision":
+        model, default = _torchvision(torchvision, checkpoint, num_classes, *weights[1:]), IMAGENET_PREPROCESSING
+    elif source == "torchscript":
+        model, default = _torchscript(torchscript), Preprocessing()
+    else:
+        model, default = _module(class_path, init_args, *weights), Preprocessing()
+    if checkpoint is None and source in ("timm", "torchvision"):
+        log.warning("classifier %s %r has random weights: no checkpoint given", source, sources[source])
+    return ClassifierWrapper(model, preprocessing or default, binary_index)

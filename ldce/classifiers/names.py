@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -40,3 +42,29 @@ def read_class_names(names: Sequence[str] | str | os.PathLike | None) -> list[st
 def class_name(names: Sequence[str] | None, label: int) -> str | None:
     """The name of class ``label``, or ``None`` where there are no names or it is out of range."""
     return names[label] if names and 0 <= label < len(names) else None
+
+
+def normalised(name: str) -> str:
+    """A class name for matching: lower case, letters and digits only (``Ankle_boot`` ~ ``ankle boot``)."""
+    return re.sub(r"[^0-9a-z]+", "", name.lower())
+
+
+def class_of(value: int | str, names: Sequence[str] | None, what: str) -> int:
+    """The class index ``value`` names: an index (an int or a string of digits) or, with ``names``, a class
+    name matched by :func:`normalised`. Raises ``ValueError`` naming ``what`` — an unknown name (with the
+    closest one), a name without ``names``, an index outside ``names``."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError(f"{what} must be a class index or name, got {type(value).__name__}")
+    if isinstance(value, int) or value.strip().isdigit():
+        index = int(value)
+        if index < 0 or (names and index >= len(names)):
+            raise ValueError(f"{what} {index} is outside the {len(names or [])} classes [0, {len(names or [])})")
+        return index
+    if not names:
+        raise ValueError(f"{what} {value!r} is a name, but no class names are given: give a class index")
+    by_name = {normalised(name): index for index, name in enumerate(names)}
+    if normalised(value) in by_name:
+        return by_name[normalised(value)]
+    close = difflib.get_close_matches(value, list(names), n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]}?" if close else ""
+    raise ValueError(f"{what} {value!r} is not a class index or one of the {len(names)} class names{hint}")

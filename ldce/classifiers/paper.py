@@ -10,7 +10,7 @@
   evaluation trains it (``linear.weight`` / ``linear.bias``); :mod:`ldce.training.linear_head`
   trains one on Flowers-102.
 
-The ImageNet ResNet-50 is :func:`ldce.classifiers.torchvision_classifier` with torchvision's weight
+The ImageNet ResNet-50 is :func:`ldce.classifiers.classifier` (``torchvision: resnet50``) with torchvision's weight
 file; OpenCLIP's zero-shot classifier is in :mod:`ldce.classifiers.zero_shot`.
 """
 

@@ -80,6 +80,10 @@ class Preprocess(nn.Module):
             return self.resize, int(self.resize * width / height)
         return int(self.resize * height / width), self.resize
 
+    def scale(self, side: int) -> float:
+        """How much the resize enlarges (> 1) or shrinks (< 1) a ``side × side`` image."""
+        return self.resized_size(side, side)[0] / side
+
     def forward(self, images: Tensor) -> Tensor:
         """images: ``(B, 3, H, W)`` in [0, 1]. Returns ``(B, C, h, w)`` with C = 3 or 1."""
         size = self.resized_size(*images.shape[-2:])
@@ -113,7 +117,9 @@ class ClassifierWrapper(nn.Module):
     ) -> None:
         super().__init__()
         self.preprocess = Preprocess(preprocessing)
-        self.model = model.requires_grad_(False)
+        for parameter in model.parameters():  # not model.requires_grad_(): TorchScript modules lack it
+            parameter.requires_grad_(False)
+        self.model = model
         self.binary_index = binary_index
         self.train(False)
 
@@ -125,3 +131,22 @@ class ClassifierWrapper(nn.Module):
         """images: ``(B, 3, H, W)`` in [0, 1]. Returns logits ``(B, K)``, or ``(B,)`` with ``binary_index``."""
         logits = self.model(self.preprocess(images))
         return logits if self.binary_index is None else logits[:, self.binary_index]
+
+
+RESCALE_LIMIT = 2.0
+"""A preprocessing that resizes images by more than this factor (either way) is worth a warning."""
+
+
+def rescale_warning(classifier: nn.Module, side: int) -> str | None:
+    """A warning when ``classifier``'s preprocessing resizes the ``side``-pixel images it is given by more
+    than :data:`RESCALE_LIMIT` × — e.g. timm's ImageNet data config on 32-pixel images — else ``None``."""
+    if not isinstance(classifier, ClassifierWrapper):
+        return None
+    scale = classifier.preprocess.scale(side)
+    if 1 / RESCALE_LIMIT <= scale <= RESCALE_LIMIT:
+        return None
+    resized = classifier.preprocess.resized_size(side, side)[0]
+    return (
+        f"the classifier's preprocessing resizes the {side}-pixel images to {resized} pixels ({scale:.3g}×): "
+        "if it was trained on other sizes, set its preprocessing (resize, crop) to how it was trained"
+    )

@@ -121,11 +121,10 @@ def fail(command: str, error: BaseException, level: str) -> None:
 
         traceback.print_exception(error)
     cause = root_cause(error)
-    told = isinstance(cause, (UserError, argparse.ArgumentError)) or level == "DEBUG"
     text = compact(str(cause)) or type(cause).__name__
     text = text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 1] + "…"
     prefix = f"ldce {command}" if command else "ldce"
-    print(f"{prefix}: error: {text}{'' if told else '  (-v shows where)'}", file=sys.stderr)
+    print(f"{prefix}: error: {text}", file=sys.stderr)
     sys.exit(2)
 
 

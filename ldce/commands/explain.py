@@ -19,10 +19,10 @@ from typing import Any
 
 import yaml
 
-from ldce.classifiers.names import read_class_names
+from ldce.classifiers.names import class_of, read_class_names
 from ldce.commands.console import UserError, suggestion
 from ldce.compat.legacy import migrate_config
-from ldce.datamodules.folders import collect_items, normalised
+from ldce.datamodules.folders import collect_items
 
 POLICIES = {
     "second_most_likely": "ldce.targets.SecondMostLikely",
@@ -68,25 +68,12 @@ def _configs(args: list[str]) -> dict[str, Any]:
     return merged
 
 
-def _class(text: str, names: list[str] | None, what: str) -> int:
-    """A class index from its index or, with names, its name (a close name is suggested)."""
-    if text.strip().isdigit():
-        if names and int(text) >= len(names):
-            raise UserError(f"{what} {text} is outside the config's {len(names)} classes [0, {len(names)})")
-        return int(text)
-    by_name = {normalised(name): index for index, name in enumerate(names or [])}
-    if normalised(text) in by_name:
-        return by_name[normalised(text)]
-    hint = suggestion(text, names or []) if names else " (the config names no classes: give an index)"
-    raise UserError(f"{what} {text!r} is not a class index or one of the config's class names{hint}")
-
-
 def _policy(target: str | None, targets: str | None, names: list[str] | None, any_targets: bool) -> dict[str, Any]:
     """The target policy's config for ``--target`` / ``--targets`` (see the module docstring)."""
     if target is not None and targets is not None:
         raise UserError("give --target or --targets, not both")
     if target is not None:
-        return {"class_path": "ldce.targets.FixedTarget", "init_args": {"target": _class(target, names, "--target")}}
+        return {"class_path": "ldce.targets.FixedTarget", "init_args": {"target": class_of(target, names, "--target")}}
     if targets is None:
         return {"class_path": POLICIES["from_sample" if any_targets else "second_most_likely"]}
     if targets in POLICIES:
@@ -99,14 +86,31 @@ def _policy(target: str | None, targets: str | None, names: list[str] | None, an
     pairs = yaml.safe_load(path.read_text())
     if not isinstance(pairs, dict):
         raise UserError(f"{targets}: expected a mapping of source class to target class")
-    resolved = {_class(str(k), names, f"{targets}:"): _class(str(v), names, f"{targets}:") for k, v in pairs.items()}
+    resolved = {class_of(k, names, f"{targets}:"): class_of(v, names, f"{targets}:") for k, v in pairs.items()}
     return {"class_path": "ldce.targets.ClassPairs", "init_args": {"pairs": resolved}}
+
+
+FLAGS = frozenset({"--print_config", "-h", "--help"})
+"""Options that may stand without a value; every other ``--option`` without ``=`` takes the next word."""
+
+
+def _split(argv: list[str]) -> tuple[list[str], list[str]]:
+    """The inputs (words that are neither an option nor an option's value), anywhere in ``argv``, and the rest."""
+    inputs, rest, position = [], [], 0
+    while position < len(argv):
+        word = argv[position]
+        takes_value = word.startswith("-") and "=" not in word and word not in FLAGS
+        (rest if word.startswith("-") else inputs).append(word)
+        if takes_value and position + 1 < len(argv):
+            rest.append(argv[position + 1])
+            position += 1
+        position += 1
+    return inputs, rest
 
 
 def predict_args(argv: list[str]) -> list[str]:
     """``ldce predict`` arguments for ``ldce explain`` arguments ``argv``."""
-    split = next((i for i, arg in enumerate(argv) if arg.startswith("-")), len(argv))
-    inputs, rest = argv[:split], argv[split:]
+    inputs, rest = _split(argv)
     if not inputs:
         raise UserError("name at least one image, folder, glob or list to explain (ldce explain --help)")
     options, passed = _options().parse_known_args(rest)

@@ -17,9 +17,6 @@ from ldce.compat.legacy import migrate_argv, migrate_config
 
 log = logging.getLogger("ldce")
 
-CONFIGS = Path(ldce.__file__).resolve().parent / "configs"
-"""The configs that ship with ldce: ``--config quickstart`` is ``configs/quickstart.yaml``."""
-
 
 class LDCEParser(LightningArgumentParser):
     """A parser whose errors raise (one line at the top) and suggest the closest known option."""
@@ -65,8 +62,8 @@ def packaged_configs(args: list[str]) -> list[str]:
     resolved = list(args)
     for i in range(len(resolved) - 1):
         name = resolved[i + 1]
-        if resolved[i] in ("--config", "-c") and not Path(name).exists() and (CONFIGS / f"{name}.yaml").is_file():
-            resolved[i + 1] = str(CONFIGS / f"{name}.yaml")
+        if resolved[i] in ("--config", "-c") and not Path(name).exists() and (ldce.CONFIGS / f"{name}.yaml").is_file():
+            resolved[i + 1] = str(ldce.CONFIGS / f"{name}.yaml")
     return resolved
 
 

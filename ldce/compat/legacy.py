@@ -35,10 +35,15 @@ RENAMED = {
     "ldce.backbones.class_conditional.ClassConditionalLDM.tiny": "ldce.testing.models.tiny_class_conditional_ldm",
 }
 """Old class-path prefix → new one."""
+OLD_LOADERS = {
+    "timm_classifier": {"name": "timm", "weights_path": "checkpoint"},
+    "torchvision_classifier": {"name": "torchvision", "weights_path": "checkpoint"},
+    "module_classifier": {"weights_path": "checkpoint"},
+}
+"""Classifier loaders of ldce ≤ 0.2 → the renamed arguments of :func:`ldce.classifiers.classifier`."""
 LOADERS_WITH_PREPROCESSING = (
-    "timm_classifier",
-    "torchvision_classifier",
-    "module_classifier",
+    *OLD_LOADERS,
+    "ldce.classifiers.classifier",
     "steex_densenet",
     "dino_linear_classifier",
     "open_clip_zero_shot",
@@ -52,6 +57,19 @@ def _renamed(class_path: str) -> str:
     return class_path
 
 
+def _one_loader(value: dict[str, Any], changes: list[str], where: str) -> dict[str, Any]:
+    """An old classifier loader (``timm_classifier`` …) as ``ldce.classifiers.classifier`` with its arguments."""
+    name = value["class_path"].rpartition(".")[2]
+    if not value["class_path"].startswith("ldce.classifiers") or name not in OLD_LOADERS:
+        return value
+    init_args = dict(value.get("init_args") or {})
+    moved = {old: new for old, new in OLD_LOADERS[name].items() if old in init_args}
+    changes.append(f"{where}.class_path {value['class_path']} (now ldce.classifiers.classifier)")
+    changes += [f"{where}.init_args.{old} (now {where}.init_args.{new})" for old, new in moved.items()]
+    init_args = {moved.get(key, key): item for key, item in init_args.items()}
+    return {**value, "class_path": "ldce.classifiers.classifier", "init_args": init_args}
+
+
 def _migrate_classes(value: Any, changes: list[str], where: str) -> Any:
     """Rename old class paths and group flat preprocessing fields, everywhere below ``value``."""
     if isinstance(value, list):
@@ -61,6 +79,7 @@ def _migrate_classes(value: Any, changes: list[str], where: str) -> Any:
     value = {key: _migrate_classes(item, changes, f"{where}.{key}") for key, item in value.items()}
     class_path = value.get("class_path")
     if isinstance(class_path, str):
+        value = _one_loader(value, changes, where)
         if _renamed(class_path) != class_path:
             changes.append(f"{where}.class_path {class_path} (now {_renamed(class_path)})")
             value["class_path"] = _renamed(class_path)

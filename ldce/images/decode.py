@@ -6,15 +6,16 @@ Every mode Pillow opens arrives in [0, 1] RGB:
 - an embedded ICC colour profile is applied (converted to sRGB) when one is present;
 - 8-bit modes (``1``, ``L``, ``P``, ``RGB``, ``CMYK``, ``YCbCr``, ``LAB``, ``HSV``, …) are converted by
   Pillow and divided by 255;
-- transparency (an alpha channel, a ``transparency`` palette entry, premultiplied ``RGBa``/``La``) is
-  composited onto :data:`BACKGROUND`, white;
+- transparency (an alpha channel, a ``transparency`` palette entry or gray value — 8-bit or high-depth —,
+  premultiplied ``RGBa``/``La``) is composited onto :data:`BACKGROUND`, white;
 - 16-bit integer modes (``I;16*``, and ``I`` from 16-bit PNM files) are divided by 65535; ``I`` from a
   TIFF by its ``BitsPerSample`` range (signed: ``2^(b−1) − 1``), others have no known range;
 - 32-bit float ``F`` is taken as is and must lie in [0, 1].
 
-An image that cannot be shown faithfully — an integer image of unknown range or with negative values,
-a float image outside [0, 1] or with NaNs, a mode Pillow cannot convert — raises
-:class:`UnsupportedImage` naming the mode and the reason; the caller turns it into that sample's failure.
+Data in which Pillow recognises no image format raises :class:`UnsupportedImage` ("not an image Pillow can
+read"). An image that cannot be shown faithfully — an integer image of unknown range or with negative values,
+a float image outside [0, 1] or with NaNs, a mode Pillow cannot convert — raises :class:`UnsupportedImage`
+naming the mode and the reason; the caller turns either into that sample's failure.
 Then the image is resized (bicubic): ``center_crop`` resizes the shorter side to ``size`` and crops the
 centre, ``resize`` squashes to ``size²``.
 """
@@ -27,7 +28,7 @@ from typing import Literal
 
 import numpy as np
 import torch
-from PIL import Image, ImageCms, ImageOps
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from ldce.images.eight_bit import from_uint8
 
@@ -58,20 +59,32 @@ def _integer_range(image: Image.Image) -> float:
     return float(2 ** (bits - 1) - 1 if signed else 2**bits - 1)
 
 
-def _gray_to_unit(image: Image.Image) -> Image.Image:
-    """A high-depth single-channel image (``I;16*``, ``I``, ``F``) as a float ``F`` image in [0, 1],
-    orientation applied."""
-    values = np.asarray(image, dtype=np.float64)
-    if image.mode != "F":
-        if values.size and values.min() < 0:
-            raise UnsupportedImage(f"mode {image.mode} has negative values (min {values.min():g})")
-        values = values / _integer_range(image)
+def _unit_values(image: Image.Image) -> np.ndarray:
+    """The ``(H, W)`` float values in [0, 1] of a high-depth single-channel image (``I;16*``, ``I``, ``F``):
+    integers divided by their range, floats as they are; pixels equal to an integer ``info["transparency"]``
+    (a PNG ``tRNS`` gray value) are shown over white (:data:`BACKGROUND`): 1.0.
+
+    Raises :class:`UnsupportedImage` for negative integers, values outside [0, 1] or NaNs.
+    """
+    raw = np.asarray(image, dtype=np.float64)
+    if image.mode != "F" and raw.size and raw.min() < 0:
+        raise UnsupportedImage(f"mode {image.mode} has negative values (min {raw.min():g})")
+    values = raw if image.mode == "F" else raw / _integer_range(image)
+    transparent = image.info.get("transparency")
+    if isinstance(transparent, int):
+        values = np.where(raw == transparent, 1.0, values)
     if values.size and not (np.isfinite(values).all() and 0.0 <= values.min() and values.max() <= 1.0):
         raise UnsupportedImage(
             f"mode F has values outside [0, 1] (min {np.nanmin(values):g}, max {np.nanmax(values):g})"
         )
+    return values
+
+
+def _gray_to_unit(image: Image.Image) -> Image.Image:
+    """A high-depth single-channel image as a float ``F`` image in [0, 1] (see :func:`_unit_values`),
+    orientation applied."""
     exif = image.getexif()
-    unit = Image.fromarray(values.astype(np.float32), "F")
+    unit = Image.fromarray(_unit_values(image).astype(np.float32), "F")
     unit.info["exif"] = exif.tobytes()
     return ImageOps.exif_transpose(unit)
 
@@ -124,12 +137,27 @@ def fit(image: Image.Image, size: int, mode: ResizeMode) -> Image.Image:
     return image.resize((width, height), Image.Resampling.BICUBIC).crop((left, top, left + size, top + size))
 
 
+def _opened(data: bytes) -> Image.Image:
+    """``data`` opened by Pillow; :class:`UnsupportedImage` (no object reprs in its message) when Pillow
+    recognises no image format in it."""
+    try:
+        return Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise UnsupportedImage("not an image Pillow can read (format not recognised)") from None
+
+
 def decode_image(data: bytes, size: int, mode: ResizeMode) -> torch.Tensor:
     """Encoded image bytes → ``FloatTensor (3, size, size)`` in [0, 1] (raises ``UnsupportedImage``,
     or PIL's errors for damaged data)."""
-    with Image.open(io.BytesIO(data)) as image:
+    with _opened(data) as image:
         image.load()  # decode everything now, so that truncated data raises here
-        shown = fit(viewable(image), size, mode)
+        return image_tensor(image, size, mode)
+
+
+def image_tensor(image: Image.Image, size: int, mode: ResizeMode) -> torch.Tensor:
+    """A Pillow image of any mode → ``FloatTensor (3, size, size)`` in [0, 1], as a viewer shows it
+    (see the module docstring), fitted by ``mode``."""
+    shown = fit(viewable(image), size, mode)
     if shown.mode == "F":
         gray = torch.from_numpy(np.asarray(shown, dtype=np.float32).copy()).clamp_(0.0, 1.0)
         return gray.expand(3, -1, -1).contiguous()

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from jsonargparse import ArgumentParser
 from jsonargparse.typing import NonNegativeInt, PositiveInt
 from lightning.pytorch import LightningModule, Trainer
@@ -35,6 +34,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ldce.images import read_image
 from ldce.metrics import MetricsConfig, MetricSuite, Pairs, build_suite
+from ldce.metrics.gather import gather_lists
 from ldce.results import store
 from ldce.results.manifest import read_manifest
 from ldce.results.record import Record, run_means
@@ -79,7 +79,7 @@ class RecordPairs(Dataset):
                 images.append(read_image(self.results / path)[None])
             except (OSError, ValueError) as error:
                 log.warning("%s: skipping %r, its image cannot be read (%s)", path, record.key, error)
-                return Loaded(no_pairs(), [Unreadable(path, f"{type(error).__name__}: {error}")])
+                return Loaded(no_pairs(), [Unreadable(path, f"{type(error).__name__}: {error}", record.key)])
         classes = (torch.tensor([value], dtype=torch.int64) for value in (record.source, record.target))
         return Loaded(Pairs([record.key], *images, *classes), [])
 
@@ -117,15 +117,6 @@ class Evaluator(LightningModule):
     def on_predict_end(self) -> None:
         self.values = self.suite.compute()
         self.unreadable = gather_lists(self.unreadable)
-
-
-def gather_lists(items: list[Any]) -> list[Any]:
-    """Concatenate a list from every rank (a collective: every rank must call it)."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return list(items)
-    gathered: list[list[Any]] = [[] for _ in range(dist.get_world_size())]
-    dist.all_gather_object(gathered, items)
-    return [item for part in gathered for item in part]
 
 
 def _instantiate(value: Any, kind: Any) -> Any:
@@ -173,7 +164,9 @@ def readable_records(folder: Path) -> tuple[list[Record], list[Unreadable]]:
     for record in missing:
         paths = [p for p in (record.files.original, record.files.counterfactual) if not p or not (folder / p).is_file()]
         log.warning("skipping %r: missing %s", record.key, paths)
-        unreadable += [Unreadable(str(path), f"missing (the {record.key!r} record names it)") for path in paths]
+        unreadable += [
+            Unreadable(str(path), f"missing (the {record.key!r} record names it)", record.key) for path in paths
+        ]
     return sorted((r for r in done if r not in missing), key=lambda r: r.key), unreadable
 
 
@@ -219,10 +212,11 @@ def evaluate(
     if not trainer.is_global_zero:
         return None
     skipped = sorted(unreadable + evaluator.unreadable, key=lambda u: u.where)
+    scored = [r for r in records if r.key not in {u.key for u in evaluator.unreadable}]
     result = {
-        "pairs": len(records) - len(evaluator.unreadable),
+        "pairs": len(scored),
         "skipped": {"count": len(skipped), "items": [asdict(u) for u in skipped]},
-        "metrics": run_means(records),
+        "metrics": run_means(scored),
         "evaluation": evaluator.values,
         "evaluation_errors": suite.errors,
     }

@@ -3,12 +3,14 @@ they name, as flat ``field: value`` pairs.
 
 A results folder keeps its fingerprint in ``manifest.json``; a re-run into the folder with another
 fingerprint would mix counterfactuals of two settings under one name, so it is refused before any work,
-naming each field that differs (:func:`differences`). A file is identified by its size and modification
-time, a folder by the number, total size and newest modification time of the files in it.
+naming each field that differs (:func:`differences`). A file is identified by its size and a digest of
+its contents, a folder by the number, total size and a digest of the files in it (reading them costs
+about what loading the model does, from the page cache).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -24,16 +26,22 @@ def _flat(value: Any, prefix: str) -> dict[str, Any]:
     return {prefix: value}
 
 
+def _digest(files: list[Path], root: Path) -> str:
+    """BLAKE2b of the files' contents (and, in a folder, their relative paths), 16 hex digits."""
+    total = hashlib.blake2b(digest_size=8)
+    for file in files:
+        total.update(file.relative_to(root).as_posix().encode() if file != root else b"")
+        with file.open("rb") as handle:
+            total.update(hashlib.file_digest(handle, "blake2b").digest())
+    return total.hexdigest()
+
+
 def _identity(path: Path) -> str:
-    """``size … bytes, modified …`` of a file; the same summed over the files of a folder."""
-    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
-    stats = [p.stat() for p in files]
-    size, newest = sum(s.st_size for s in stats), max((s.st_mtime_ns for s in stats), default=0)
-    return (
-        f"{len(files)} files, {size} bytes, newest modified {newest}"
-        if path.is_dir()
-        else f"{size} bytes, modified {newest}"
-    )
+    """``size … bytes, blake2b …`` of a file's contents; a folder's files together (count, size, digest).
+    The contents, not the modification time: a copied file is the same file."""
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    size, digest = sum(p.stat().st_size for p in files), _digest(files, path)
+    return f"{len(files)} files, {size} bytes, blake2b {digest}" if path.is_dir() else f"{size} bytes, blake2b {digest}"
 
 
 def _strings(value: Any) -> list[str]:

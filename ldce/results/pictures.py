@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from torch.nn import functional as F
 
 from ldce.images import read_image, to_uint8
 from ldce.results.record import Record
+
+log = logging.getLogger(__name__)
 
 
 def heat(values: Tensor) -> Tensor:
@@ -63,15 +66,21 @@ def grid(
     return canvas
 
 
-def grid_picture(output_dir: Path, records: Sequence[Record], scale: int) -> Image.Image:
+def grid_picture(output_dir: Path, records: Sequence[Record], scale: int) -> Image.Image | None:
     """original | counterfactual | |difference| | consensus per record (files in ``output_dir``),
-    captioned source → target."""
+    captioned source → target; a record whose images cannot be read is left out with a warning
+    (``None`` when none can)."""
     rows, captions = [], []
     for r in records:
-        consensus = None if r.files.consensus is None else read_image(output_dir / r.files.consensus)[0]
-        rows.append(
-            panel(read_image(output_dir / r.files.original), read_image(output_dir / r.files.counterfactual), consensus)
-        )
+        try:
+            consensus = None if r.files.consensus is None else read_image(output_dir / r.files.consensus)[0]
+            original, counterfactual = (
+                read_image(output_dir / path) for path in (r.files.original, r.files.counterfactual)
+            )
+        except (OSError, ValueError) as error:
+            log.warning("grid.png leaves out %s: its images cannot be read (%s)", r.key, error)
+            continue
+        rows.append(panel(original, counterfactual, consensus))
         source, target = r.source_name or r.source, r.target_name or r.target
         captions.append(f"{source} -> {target}: p(target) {r.target_confidence:.2f}")
-    return grid(rows, captions, scale=scale)
+    return grid(rows, captions, scale=scale) if rows else None

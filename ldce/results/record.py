@@ -24,6 +24,10 @@ class RecordError(ValueError):
     """A line of a record file that is not a record; the message says why."""
 
 
+DONE_FACTS = ("source", "target", "flipped", "target_confidence", "l1", "l2")
+"""What every done record states (the run means and ``ldce evaluate`` use them)."""
+
+
 @dataclass(frozen=True)
 class RecordFiles:
     """Paths of an input's files, relative to the results folder (``None``: not written)."""
@@ -67,6 +71,8 @@ class Record:
     source_predicted: bool | None = None
     target: int | None = None
     already_target: bool | None = None
+    input_label: int | None = None
+    input_target: int | None = None
     source_name: str | None = None
     target_name: str | None = None
     flipped: bool | None = None
@@ -83,6 +89,13 @@ class Record:
 
     def __post_init__(self) -> None:
         check_fields(self)
+        missing = [name for name in DONE_FACTS if getattr(self, name) is None] if self.done else []
+        if missing or (self.done and None in (self.files.original, self.files.counterfactual)):
+            raise RecordError(f"a done record without {', '.join(missing) or 'its image files'}")
+
+    def input_classes(self) -> tuple[int, int] | None:
+        """``(input_label, input_target)`` as the input carried them (−1: none); ``None`` where unrecorded."""
+        return None if self.input_label is None else (self.input_label, self.input_target)
 
     @property
     def done(self) -> bool:

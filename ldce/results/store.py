@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import tempfile
 import unicodedata
 import uuid
@@ -64,6 +65,26 @@ def file_stem(key: str) -> str:
     return f"{slug or 'key'}~{hashlib.sha256(key.encode()).hexdigest()[:16]}"
 
 
+RESULTS = ("records", "records.jsonl", "original", "counterfactual", "consensus", "steps", "grid.png")
+RESULTS += ("summary.json", "metrics.json")
+"""What a run writes into a results folder besides its config and manifest (removed by an overwrite)."""
+
+
+def clear_results(output_dir: Path) -> list[str]:
+    """Remove the :data:`RESULTS` entries of ``output_dir`` (nothing else); returns those removed."""
+    removed = []
+    for name in RESULTS:
+        path = output_dir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+        else:
+            continue
+        removed.append(name)
+    return removed
+
+
 def atomic_write(path: Path, write: Any) -> None:
     """Create ``path`` whole or not at all: ``write(file_object)`` goes to a temp file, then rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -92,10 +113,12 @@ def write_records(output_dir: Path, rank: int, records: list[Record]) -> None:
 
 @dataclass(frozen=True)
 class Unreadable:
-    """A file or line of a results folder that could not be used: where (``file:line``) and why."""
+    """A file or line of a results folder that could not be used: where (``file:line``), why, and the key
+    of the record it belongs to (``None``: a line that is no record)."""
 
     where: str
     reason: str
+    key: str | None = None
 
 
 def iter_records(output_dir: Path, unreadable: list[Unreadable] | None = None) -> Iterator[Record]:
@@ -140,9 +163,13 @@ def done_keys(output_dir: Path) -> set[str]:
     return {record.key for record in done_records(output_dir)}
 
 
-def merge_records(output_dir: Path) -> list[Record]:
-    """Write ``records.jsonl``: the newest record per key, sorted by key. Returns those records."""
-    records = sorted(latest_records(iter_records(output_dir)).values(), key=lambda r: r.key)
+def merge_records(output_dir: Path, run_started: float = 0.0) -> list[Record]:
+    """Write ``records.jsonl``: the newest record per key, sorted by key, leaving out damaged-shard records
+    written before ``run_started`` (Unix time): a shard that this run read is damaged only if this run
+    says so. Returns those records."""
+    latest = latest_records(iter_records(output_dir)).values()
+    current = (r for r in latest if not (r.damaged_shard and r.written_at < run_started))
+    records = sorted(current, key=lambda r: r.key)
     _write_jsonl(output_dir / "records.jsonl", records)
     return records
 

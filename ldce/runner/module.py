@@ -18,6 +18,7 @@ from ldce.backbones.speedups import Speedups, apply_speedups
 from ldce.checks import validated
 from ldce.classifiers.logits import predict
 from ldce.classifiers.names import read_class_names
+from ldce.classifiers.wrapper import rescale_warning
 from ldce.datamodules.batch import Failure, InputBatch
 from ldce.method import Counterfactuals, LDCEConfig, explain
 from ldce.method.guided import StepRecord
@@ -78,6 +79,8 @@ class CounterfactualModule(LightningModule):
             )
         self.backbone = apply_speedups(backbone.eval().requires_grad_(False), speedups)
         self.classifier = classifier.eval().requires_grad_(False)
+        if (warning := rescale_warning(classifier, backbone.image_size)) is not None:
+            log.warning(warning)
         self.method, self.seed = method, seed
         self.targets = targets or FromSample()
         self.class_names = read_class_names(class_names)
@@ -108,6 +111,8 @@ class CounterfactualModule(LightningModule):
             targets=classes.targets[keep],
             source_predicted=classes.source_predicted[keep],
             already_target=classes.already_target[keep],
+            input_labels=batch.labels[keep].cpu(),
+            input_targets=batch.targets[keep].cpu(),
             originals=batch.images[keep].float().cpu(),
             result=None if result is None else result.cpu(),
             class_names=self.class_names,
@@ -146,15 +151,23 @@ class CounterfactualModule(LightningModule):
         predicted = predict(logits)
         labels = batch.labels.cpu()
         sources = torch.where(labels < 0, predicted, labels)
-        targets = self.targets(batch.keys, sources, batch.targets.cpu(), batch.indices.cpu(), logits)
         num_classes = 2 if logits.ndim == 1 else logits.shape[1]
-        invalid = (targets < 0) | (targets >= num_classes)
-        for i in invalid.nonzero().squeeze(1).tolist():
-            reason = "no target" if targets[i] < 0 else f"target {int(targets[i])} outside [0, {num_classes})"
+        sources = torch.where(labels >= num_classes, -1, sources)
+        targets = self.targets(batch.keys, sources, batch.targets.cpu(), batch.indices.cpu(), logits)
+        targets = torch.where(sources < 0, -1, targets)
+        for i in ((targets < 0) | (targets >= num_classes)).nonzero().squeeze(1).tolist():
+            reason = _unusable(int(labels[i]), int(targets[i]), num_classes)
             log.warning("skipping %s: %s", batch.keys[i], reason)
             failures.append(Failure(batch.keys[i], reason, batch.shards[i]))
-        targets = torch.where(invalid, -1, targets)
+        targets = torch.where(targets >= num_classes, -1, targets)
         return Classes(sources, targets, labels < 0, predicted == targets)
+
+
+def _unusable(label: int, target: int, num_classes: int) -> str:
+    """Why an input with ``label`` and policy ``target`` cannot be explained by a ``num_classes`` classifier."""
+    if label >= num_classes:
+        return f"label {label} outside the classifier's classes [0, {num_classes})"
+    return "no target" if target < 0 else f"target {target} outside [0, {num_classes})"
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ class Prediction:
     int64 ``(B,)`` source and target classes; source_predicted: bool ``(B,)``, the source is the
     classifier's prediction (the input had no label); already_target: bool ``(B,)``, the classifier
     already predicts the target on the original (such inputs do not count in the flip rate);
+    input_labels / input_targets: int64 ``(B,)``, the label and target the inputs carried (−1: none);
     originals: ``(B, 3, H, W)`` float32 in [0, 1]; result: the counterfactuals and their facts
     (``None`` when nothing in the batch was explained); class_names: names by class index (``None``:
     none given); seed: the run's seed; failures: unusable inputs; skipped: keys already done.
@@ -33,6 +34,8 @@ class Prediction:
     targets: Tensor
     source_predicted: Tensor
     already_target: Tensor
+    input_labels: Tensor
+    input_targets: Tensor
     originals: Tensor
     result: Counterfactuals | None
     class_names: list[str] | None

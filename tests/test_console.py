@@ -1,0 +1,80 @@
+"""The ``ldce`` command explains itself: ``ldce --help`` lists every command, ``--version`` answers, and a
+user's mistake is one line on stderr with exit status 2, never a traceback or a page of usage."""
+
+from __future__ import annotations
+
+import pytest
+from cli_helpers import good_sample, ldce, ldce_run, png, tiny_config, write_shard
+
+import ldce as package
+from cli import COMMANDS, TOOLS
+
+
+def test_help_lists_every_command_and_the_shipped_configs():
+    result = ldce("--help")
+    listed = {line.split()[0] for line in result.stdout.split("commands:")[1].split("\n\n")[0].splitlines() if line}
+    assert listed == set(COMMANDS) and set(TOOLS) <= listed and "explain" in listed
+    assert "quickstart" in result.stdout and "-q" in result.stdout and "--version" in result.stdout
+
+
+def test_version_names_the_installed_version():
+    assert ldce("--version").stdout.strip() == f"ldce {package.__version__}"
+
+
+def test_predict_help_explains_each_hyperparameter():
+    text = ldce("predict", "--help").stdout
+    for option in ("--model.method.strength", "--model.method.classifier_lambda", "--writer.save_steps"):
+        assert option in text
+    assert "share of the DDIM grid to noise to" in text and "grid_rows" in text
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("console")
+    write_shard(folder / "a.tar", [good_sample(0)])
+    (folder / "photo.png").write_bytes(png(0))
+    return folder, tiny_config(folder, str(folder / "a.tar"))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["predict", "--model.method.strength", "3"], 'Parser key "model.method.strength"'),
+        (["predict", "--model.method.strenght", "0.3"], "did you mean --model.method.strength?"),
+        (["predict", "--data.init_args.urls", "{folder}/nowhere.tar"], "1 of 1 shards not found"),
+        (["predict", "--data.init_args.urls", "{folder}/photo.png"], "is an image, not a WebDataset shard"),
+        (["explain", "{folder}/nowhere.png"], "nowhere.png: no such file or folder"),
+        (["predict", "--output_dir", "{folder}/photo.png"], "is a file, not a folder"),
+        (["evaluate", "--results", "{folder}/nowhere"], "is not an ldce results folder"),
+        (["shards", "--input", "{folder}", "--output", "{folder}/out/x.tar"], "needs exactly one integer field"),
+    ],
+    ids=[
+        "bad value",
+        "unknown key",
+        "missing shard",
+        "image as shard",
+        "missing image",
+        "file as folder",
+        "no results",
+        "bad pattern",
+    ],
+)
+def test_a_user_error_is_one_line_and_exit_status_2(config, args, message):
+    folder, path = config
+    args = [arg.format(folder=folder) for arg in args]
+    command = args[:1] + (["--config", str(path)] if args[0] in ("predict", "explain") else []) + args[1:]
+    result = ldce_run(*command)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()], result.stderr
+    assert result.stderr.startswith(f"ldce {args[0]}: error: ") and message in result.stderr
+
+
+def test_an_unknown_command_suggests_the_closest():
+    result = ldce_run("explian")
+    assert result.returncode == 2 and "unknown command 'explian'; did you mean explain?" in result.stderr
+
+
+def test_quiet_runs_say_nothing_when_all_goes_well(config):
+    folder, path = config
+    result = ldce("-q", "predict", "--config", str(path), "--output_dir", str(folder / "quiet"))
+    assert result.stderr.strip() == "" and result.stdout.strip() == ""

@@ -1,0 +1,66 @@
+"""``ldce explain``: image files, folders and lists explained without shards, labels optional, with the
+records, files, summary and resume of ``ldce predict``."""
+
+from __future__ import annotations
+
+from cli_helpers import counts_of, ldce, ldce_run, png, records, summary, tiny_config
+
+FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+COAT = FASHION.index("Coat")
+
+
+def _config(tmp_path):
+    return tiny_config(tmp_path, "unused.tar", class_names=FASHION)
+
+
+def _pngs(folder, count, size=32):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        (folder / f"photo {i}.png").write_bytes(png(i, size=size))
+    return folder
+
+
+def _explain(*args):
+    return ldce("explain", *args, "--wandb.mode", "disabled")
+
+
+def test_a_folder_without_labels_is_explained_toward_a_named_target_and_resumes(tmp_path):
+    images, out, config = _pngs(tmp_path / "photos", 3, size=48), tmp_path / "out", str(_config(tmp_path))
+    _explain(str(images), "--config", config, "--target", "Coat", "--output_dir", str(out))
+    done = records(out)
+    assert sorted(r["key"] for r in done) == ["photo_0", "photo_1", "photo_2"]
+    for record in done:
+        assert record["status"] == "done" and record["target"] == COAT and record["target_name"] == "Coat"
+        assert record["source_predicted"] is True and record["source"] == record["source_prediction"]
+        assert all((out / path).is_file() for path in record["files"].values())
+    assert (out / "grid.png").is_file() and (out / "config.yaml").is_file()
+    assert counts_of(out)["done"] == 3
+    _explain(str(images), "--config", config, "--target", "Coat", "--output_dir", str(out))
+    assert counts_of(out)["skipped"] == 3 and counts_of(out)["done"] == 0
+
+
+def test_one_image_is_explained_toward_its_second_most_likely_class_by_default(tmp_path):
+    image, out = _pngs(tmp_path / "one", 1) / "photo 0.png", tmp_path / "out"
+    _explain(str(image), "--config", str(_config(tmp_path)), "--output_dir", str(out))
+    (record,) = records(out)
+    assert record["key"] == "photo_0" and record["status"] == "done"
+    assert record["target"] != record["source_prediction"] and record["source_predicted"] is True
+
+
+def test_a_csv_list_gives_labels_and_targets_by_name_or_index(tmp_path):
+    images = _pngs(tmp_path / "photos", 2)
+    (tmp_path / "list.csv").write_text(
+        f"path,label,target\n{images.name}/photo 0.png,Ankle boot,Coat\n{images.name}/photo 1.png,1,2\n"
+    )
+    out = tmp_path / "out"
+    _explain(str(tmp_path / "list.csv"), "--config", str(_config(tmp_path)), "--output_dir", str(out))
+    facts = {r["key"]: (r["source"], r["target"], r["source_predicted"]) for r in records(out)}
+    assert facts == {"photos_photo_0": (9, COAT, False), "photos_photo_1": (1, 2, False)}
+    assert summary(out)["counts"]["done"] == 2
+
+
+def test_explain_names_a_class_that_is_not_in_the_config_in_one_line(tmp_path):
+    image = _pngs(tmp_path / "one", 1) / "photo 0.png"
+    result = ldce_run("explain", str(image), "--config", str(_config(tmp_path)), "--target", "Cot")
+    message = "--target 'Cot' is not a class index or one of the 10 class names; did you mean Coat?"
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [f"ldce explain: error: {message}"]
