@@ -18,13 +18,13 @@ from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from torch import nn
 
-import ldce
 from ldce.callbacks.run_config import SaveRunConfig
 from ldce.callbacks.summary import RunSummary
 from ldce.callbacks.wandb_table import WandbCounterfactuals
 from ldce.callbacks.writer import CounterfactualWriter
-from ldce.commands import console
+from ldce.commands import console, front
 from ldce.commands.explain import explain_help, predict_args
+from ldce.commands.front import TOOLS, TRAINING
 from ldce.commands.parser import LDCEParser, check_training_config, current_form, packaged_configs
 from ldce.commands.wandb_options import WandbOptions
 from ldce.datamodules.images import ImageFilesDataModule
@@ -32,25 +32,6 @@ from ldce.datamodules.webdataset import WebDatasetDataModule
 from ldce.runner import CounterfactualModule
 from ldce.runner.trainer_settings import check_trainer
 
-TOOLS = {
-    "evaluate": "ldce.results.evaluate:main",
-    "shards": "ldce.datamodules.shards:main",
-    "datasets": "ldce.datamodules.datasets:main",
-    "targets": "ldce.datamodules.nearest_targets:main",
-}
-"""``ldce <tool> …`` commands beside LightningCLI's: module:function(argv)."""
-COMMANDS = {
-    "predict": "explain the inputs of a config's data (WebDataset shards) with its model",
-    "explain": "explain image files, folders, globs or a CSV list; no shards needed",
-    "evaluate": "compute the counterfactual metrics of a results folder into metrics.json",
-    "shards": "write images (a folder, an ImageFolder tree, a CSV/JSON list) as WebDataset shards",
-    "datasets": "write the paper's data sets (ImageNet, CelebA-HQ, Flowers-102, Pets) as shards",
-    "targets": "write nearest-other-class target files (Flowers-102, Pets)",
-    "fit": "train a training config's model (the demo models, the Flowers-102 linear head)",
-    "validate": "validate a training config's model",
-    "test": "test a training config's model",
-}
-TRAINING = ("fit", "validate", "test")
 TRAINER_DEFAULTS: dict[str, Any] = {
     "inference_mode": False,
     "logger": False,
@@ -176,29 +157,6 @@ def run_cli(args: list[str], run: bool = True, explain: bool = False) -> Lightni
     )
 
 
-def overview() -> str:
-    """``ldce --help``."""
-    width = max(map(len, COMMANDS))
-    lines = [f"  {name:<{width}}  {text}" for name, text in COMMANDS.items()]
-    return "\n".join(
-        [
-            "usage: ldce [-q | -v | --log_level LEVEL] <command> [options]",
-            "",
-            "Latent diffusion counterfactual explanations: what would an image have to look like for a",
-            "classifier to say another class?",
-            "",
-            "commands:",
-            *lines,
-            "",
-            "options: -q (warnings and errors only), -v (everything, with tracebacks), --version, -h/--help",
-            "examples: ldce predict --config quickstart",
-            "          ldce explain photo.png --config quickstart --target Coat --output_dir out",
-            "`ldce <command> --help` lists a command's options; configs that ship with ldce: "
-            + ", ".join(sorted(p.stem for p in ldce.CONFIGS.glob("*.yaml"))),
-        ]
-    )
-
-
 def _dispatch(command: str, args: list[str], quiet: bool) -> None:
     """Run ``ldce <command> <args>``; ``quiet`` (``-q``) hides progress bars unless a config asks for them."""
     if command in TOOLS:
@@ -217,32 +175,20 @@ def _dispatch(command: str, args: list[str], quiet: bool) -> None:
     run_cli(args[:1] + (hidden if quiet else []) + args[1:], explain=command == "explain")
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``ldce`` console command."""
-    try:
-        level, argv = console.log_level(sys.argv[1:] if argv is None else argv)
-    except console.UserError as error:
-        console.fail("", error, "INFO")
-    console.configure(level)
-    if not argv or argv[0] in ("-h", "--help"):
-        print(overview())
-        sys.exit(0 if argv else 2)
-    if argv[0] == "--version":
-        print(f"ldce {ldce.__version__}")
-        return
-    command, args = argv[0], argv[1:]
-    if command not in COMMANDS:
-        console.fail(
-            "",
-            console.UserError(f"unknown command {command!r}{console.suggestion(command, COMMANDS)}; see ldce --help"),
-            level,
-        )
+def run(command: str, args: list[str], level: str) -> None:
+    """Run ``ldce <command> <args>`` (a known command) at log level ``level``; a user error ends the process
+    with one line and status 2."""
     try:
         _dispatch(command, args, quiet=level == "WARNING")
     except Exception as error:
         if not console.is_user_error(error):
             raise
         console.fail(command, error, level)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m ldce.cli``: the ``ldce`` command."""
+    run(*front.parse(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import pytest
 from cli_helpers import good_sample, ldce, ldce_run, png, tiny_config, write_shard
 
 import ldce as package
-from cli import COMMANDS, TOOLS
+from ldce.commands.front import COMMANDS, TOOLS
 
 
 def test_help_lists_every_command_and_the_shipped_configs():
@@ -78,3 +78,17 @@ def test_quiet_runs_say_nothing_when_all_goes_well(config):
     folder, path = config
     result = ldce("-q", "predict", "--config", str(path), "--output_dir", str(folder / "quiet"))
     assert result.stderr.strip() == "" and result.stdout.strip() == ""
+
+
+def test_a_run_in_which_every_input_failed_is_an_error(config, tmp_path):
+    folder, _ = config
+    write_shard(tmp_path / "bad.tar", [{"__key__": "cut", "png": png(0)[:40], "cls": b"1", "target.cls": b"2"}])
+    result = ldce_run(
+        "predict",
+        "--config",
+        str(tiny_config(tmp_path, str(tmp_path / "bad.tar"))),
+        "--output_dir",
+        str(tmp_path / "out"),
+    )
+    assert result.returncode == 2 and "every input failed (1); the reasons are in" in result.stderr
+    assert (tmp_path / "out" / "summary.json").is_file()

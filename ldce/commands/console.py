@@ -18,8 +18,6 @@ import sys
 import warnings
 from collections.abc import Iterable
 
-from lightning.fabric.utilities.exceptions import MisconfigurationException
-
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 MESSAGE_LIMIT = 400
 """Characters of an error message shown (``-v`` shows all, with the traceback)."""
@@ -33,6 +31,7 @@ QUIET_WARNINGS = (
     r".*LightningCLI's args parameter is intended to run from within Python",
     r".*Found \d+ module\(s\) in eval mode",
     r".*The anonymous setting has no effect",
+    r".*No seed found, seed set to",
 )
 
 
@@ -90,17 +89,20 @@ def unknown_key(message: str) -> str | None:
     return found.group(1) if found else None
 
 
-USER_ERRORS = (
-    UserError,
-    argparse.ArgumentError,
-    ValueError,
-    FileNotFoundError,
-    ImportError,
-    NotADirectoryError,
-    MisconfigurationException,
-)
-"""Errors that report a mistake in the command, config or inputs (Lightning's MisconfigurationException
-says, e.g., that a model has no ``test_step``)."""
+USER_ERRORS = (UserError, argparse.ArgumentError, ValueError, FileNotFoundError, ImportError, NotADirectoryError)
+"""Errors that report a mistake in the command, config or inputs (with :func:`user_errors`' own)."""
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """:data:`USER_ERRORS`, YAML syntax errors, and — once Lightning is loaded — its
+    MisconfigurationException (which says, e.g., that a model has no ``test_step``)."""
+    import yaml
+
+    if "lightning" not in sys.modules:  # nothing can have raised it; the front stays free of torch
+        return (*USER_ERRORS, yaml.YAMLError)
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    return (*USER_ERRORS, yaml.YAMLError, MisconfigurationException)
 
 
 def root_cause(error: BaseException) -> BaseException:
@@ -110,8 +112,8 @@ def root_cause(error: BaseException) -> BaseException:
     while (cause := chain[-1].__cause__ or chain[-1].__context__) is not None and len(chain) < 50:
         chain.append(cause)
     parser_errors = [e for e in chain if isinstance(e, argparse.ArgumentError)]
-    user_errors = [e for e in chain if isinstance(e, USER_ERRORS)]
-    return (parser_errors or user_errors[::-1] or [error])[0]
+    user_errors_ = [e for e in chain if isinstance(e, user_errors())]
+    return (parser_errors or user_errors_[::-1] or [error])[0]
 
 
 def fail(command: str, error: BaseException, level: str) -> None:
@@ -130,4 +132,4 @@ def fail(command: str, error: BaseException, level: str) -> None:
 
 def is_user_error(error: BaseException) -> bool:
     """Whether ``error`` (or one it wraps) is a user error (see :data:`USER_ERRORS`)."""
-    return isinstance(root_cause(error), USER_ERRORS)
+    return isinstance(root_cause(error), user_errors())
