@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 from jsonargparse.typing import PositiveInt
@@ -27,91 +27,13 @@ from ldce.checks import check
 from ldce.classifiers.logits import confidence, predict, target_probability
 from ldce.method.config import LDCEConfig
 from ldce.method.guided import GuidedNoiseModel, StepRecord, ldce_terms
-from ldce.method.sampler import StepCallback, StepHook, sample
+from ldce.method.outputs import Counterfactuals, StepTrace
+from ldce.method.region.constraint import RegionInputs
+from ldce.method.region.constraint import finish as region_finish
+from ldce.method.region.constraint import start as region_start
+from ldce.method.sampler import StepCallback, sample
 from ldce.method.schedule import ddim_grid, noise_level, start_index
 from ldce.method.terms import GuidanceTerm, Task
-
-
-def first_rows(value: Tensor | None, n: int) -> Tensor | None:
-    """``value[:n]``, or ``None`` for an absent per-sample tensor."""
-    return None if value is None else value[:n]
-
-
-def _cat(values: list[Tensor | None]) -> Tensor | None:
-    return None if values[0] is None else torch.cat(values)
-
-
-class PerSample:
-    """A dataclass of per-sample tensors (batch first, ``None`` where absent): slicing and concatenation."""
-
-    def head(self, n: int):
-        """The first ``n`` samples."""
-        return type(self)(**{f.name: _rows(getattr(self, f.name), n) for f in fields(self)})
-
-    @classmethod
-    def cat(cls, parts: Sequence):
-        """Samples of several results, in order."""
-        return cls(**{f.name: _joined([getattr(p, f.name) for p in parts]) for f in fields(cls)})
-
-    def cpu(self):
-        """A copy on the CPU with floating-point tensors as float32 (e.g. after bf16 autocast)."""
-        return type(self)(**{f.name: _on_cpu(getattr(self, f.name)) for f in fields(self)})
-
-
-def _rows(value, n: int):
-    return value.head(n) if isinstance(value, PerSample) else first_rows(value, n)
-
-
-def _on_cpu(value):
-    if isinstance(value, PerSample):
-        return value.cpu()
-    if value is None:
-        return None
-    return (value.float() if value.is_floating_point() else value).cpu()
-
-
-def _joined(values: list):
-    return type(values[0]).cat(values) if isinstance(values[0], PerSample) else _cat(values)
-
-
-@dataclass(frozen=True)
-class StepTrace(PerSample):
-    """Per sample and guided step, in denoising order (``n`` steps, ``B`` samples).
-
-    target_probability: ``p_f(y_t | x̂0)`` ``(B, n)`` (``None`` without a classifier term);
-    clean_images: ``clamp(x̂0, 0, 1)`` ``(B, n, 3, H, W)`` and consensus_masks: bool ``(B, n, h, w)``,
-    kept only with ``record_steps`` (and masks only with a consensus term).
-    """
-
-    target_probability: Tensor | None
-    clean_images: Tensor | None
-    consensus_masks: Tensor | None
-
-
-@dataclass(frozen=True)
-class Counterfactuals(PerSample):
-    """Counterfactual images and their per-sample facts (``B`` samples).
-
-    images: ``x_cf = clamp((D(z/s) + 1)/2, 0, 1)``, ``(B, 3, H, W)``; latents: final ``z`` ``(B, C, h, w)``;
-    source_prediction / source_confidence: the classifier on the originals, ``(B,)``;
-    prediction / confidence: the classifier on the counterfactuals, ``(B,)``;
-    target_confidence: probability of the target on the counterfactuals, ``(B,)``;
-    l1 / l2: ``||x − x_cf||_1`` and ``||x − x_cf||_2`` per image, ``(B,)``;
-    consensus: share of steps each latent pixel was in consensus, ``(B, h, w)`` (consensus terms only);
-    trace: what each step saw (:class:`StepTrace`).
-    """
-
-    images: Tensor
-    latents: Tensor
-    source_prediction: Tensor
-    source_confidence: Tensor
-    prediction: Tensor
-    confidence: Tensor
-    target_confidence: Tensor
-    l1: Tensor
-    l2: Tensor
-    consensus: Tensor | None
-    trace: StepTrace
 
 
 class _Recorder:
@@ -191,7 +113,7 @@ class _Run:
 
 
 def _explain_group(
-    run: _Run, images: Tensor, targets: Tensor, keys: list[str], noise: Tensor | None
+    run: _Run, images: Tensor, targets: Tensor, keys: list[str], noise: Tensor | None, region: RegionInputs | None
 ) -> Counterfactuals:
     """Steps 1–4 of the module docstring for one group of ``B`` inputs."""
     backbone, config = run.backbone, run.config
@@ -214,12 +136,18 @@ def _explain_group(
     task = Task(images, targets, cond, null)
     noise_model = GuidedNoiseModel(backbone, run.terms, config.scale, grid, task, config.batched_vjp)
     recorder = _Recorder(run.record_steps, run.callback)
-    hooks: list[StepHook] = []
+    constrained = region is not None and region.config.active and start > 0
+    hooks = [region_start(region, images, run.classifier, z0, xi, grid)] if constrained else []
     z = sample(noise_model, z, start, grid, step_noise, hooks, recorder)
     with torch.no_grad():
         counterfactuals = backbone.decode(z).float().clamp(0.0, 1.0)
+    kept = region_finish(region.config, hooks[0], images, counterfactuals, targets, run.classifier) if hooks else None
+    counterfactuals = counterfactuals if kept is None else kept.images
     facts = _facts(run.classifier, images, counterfactuals, targets)
-    return Counterfactuals(counterfactuals, z, consensus=recorder.consensus_share(), trace=recorder.trace(), **facts)
+    region_facts = {} if kept is None else {"region": kept.masks, "region_growth": kept.growth}
+    return Counterfactuals(
+        counterfactuals, z, consensus=recorder.consensus_share(), trace=recorder.trace(), **facts, **region_facts
+    )
 
 
 def explain(
@@ -235,6 +163,7 @@ def explain(
     micro_batch_size: int | None = None,
     extra_terms: Sequence[GuidanceTerm] = (),
     record_steps: bool = False,
+    region: RegionInputs | None = None,
 ) -> Counterfactuals:
     """Counterfactual explanations of ``classifier`` for ``images`` towards ``targets``.
 
@@ -245,7 +174,9 @@ def explain(
     ``micro_batch_size``: compute in groups of exactly that many (batch invariance, see module
     docstring). ``extra_terms`` are added to the config's guidance terms. ``record_steps`` keeps
     every step's ``x̂0`` and consensus mask in ``trace``. ``callback`` sees every step's record
-    (of each group, padding included). Raises ``ValueError`` on mismatched lengths.
+    (of each group, padding included). ``region`` constrains the change to a region of each image
+    (``ldce.method.region``; ``source: none`` is LDCE as published). Raises ``ValueError`` on
+    mismatched lengths.
     """
     config = config or LDCEConfig()
     check("micro_batch_size", micro_batch_size, PositiveInt | None)
@@ -267,6 +198,9 @@ def explain(
         group = list(range(begin, min(begin + size, len(keys))))
         padded = group + group[-1:] * (size - len(group))
         group_noise = None if noise is None else noise[padded]
-        result = _explain_group(run, images[padded], targets[padded], [keys[i] for i in padded], group_noise)
+        group_region = None if region is None else region.rows(padded)
+        result = _explain_group(
+            run, images[padded], targets[padded], [keys[i] for i in padded], group_noise, group_region
+        )
         results.append(result.head(len(group)))
     return Counterfactuals.cat(results)

@@ -46,7 +46,8 @@ class StepRecord:
 
     index: DDIM grid index ``i``; timestep: ``τ_i`` (0-dim int64); clean_image: ``clamp(x̂0, 0, 1)``
     ``(B, 3, H, W)``; target_probability: ``(B,)`` (``None`` without a classifier term);
-    consensus_mask: bool ``(B, h, w)`` (``None`` without a consensus term).
+    consensus_mask: bool ``(B, h, w)`` (``None`` without a consensus term); saliency: the classifier
+    term's ``|∂L_c/∂z|`` summed over channels ``(B, h, w)`` (``None`` without one).
     """
 
     index: int
@@ -54,6 +55,7 @@ class StepRecord:
     clean_image: Tensor
     target_probability: Tensor | None
     consensus_mask: Tensor | None
+    saliency: Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -147,7 +149,6 @@ class GuidedNoiseModel:
         outputs = [term.score(inputs, next(latent_gradients) if term.needs_gradient else None) for term in self.terms]
         eps = e_u + self.scale * functools.reduce(operator.add, [output.score for output in outputs])
         probability = _first([g.target_probability for g in gradients])
-        record = StepRecord(
-            index, timestep, probe.clamp(0.0, 1.0), probability, _first([o.consensus_mask for o in outputs])
-        )
+        masks, saliencies = [o.consensus_mask for o in outputs], [o.saliency for o in outputs]
+        record = StepRecord(index, timestep, probe.clamp(0.0, 1.0), probability, _first(masks), _first(saliencies))
         return GuidedNoise(eps, record)

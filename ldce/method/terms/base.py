@@ -77,11 +77,13 @@ class ImageGradient:
 
 @dataclass(frozen=True)
 class TermOutput:
-    """A term's contribution to ``(ê − e_u) / scale``, ``(B, C, h, w)``, and, for a consensus term,
-    the bool mask ``(B, h, w)`` of latent pixels whose score passed the consensus test."""
+    """A term's contribution to ``(ê − e_u) / scale``, ``(B, C, h, w)``; for a consensus term, the bool
+    mask ``(B, h, w)`` of latent pixels whose score passed the consensus test; for a term with a loss,
+    its saliency ``|∂L/∂z|`` summed over channels, ``(B, h, w)`` (where the loss wants change)."""
 
     score: Tensor
     consensus_mask: Tensor | None = None
+    saliency: Tensor | None = None
 
 
 class GuidanceTerm(abc.ABC):

@@ -71,4 +71,4 @@ class ClassifierGuidance(GuidanceTerm):
             score, mask = consensus_guidance(inputs.implicit, score, c.max_angle_deg, c.projection, c.chunk_size)
         if self.enforce_same_norms:
             score = match_norm(score, inputs.implicit)
-        return TermOutput(self.weight * score, mask)
+        return TermOutput(self.weight * score, mask, latent_gradient.abs().sum(1))
