@@ -96,6 +96,8 @@ class PredictCLI(_OutputCLI):
         """Refuse trainer settings that ldce predict cannot honour and an output folder that is a file,
         before anything is built."""
         check_trainer(self.config.predict.trainer.as_dict())
+        if not str(self.config.predict.output_dir).strip():
+            raise console.UserError("--output_dir is empty: name a folder for the results")
         output_dir = Path(self.config.predict.output_dir)
         if output_dir.exists() and not output_dir.is_dir():
             raise console.UserError(f"--output_dir {output_dir} is a file, not a folder")
@@ -178,6 +180,7 @@ def _dispatch(command: str, args: list[str], quiet: bool) -> None:
 def run(command: str, args: list[str], level: str) -> None:
     """Run ``ldce <command> <args>`` (a known command) at log level ``level``; a user error ends the process
     with one line and status 2."""
+    console.configure(level)  # again: importing Lightning has set its own loggers' levels
     try:
         _dispatch(command, args, quiet=level == "WARNING")
     except Exception as error:

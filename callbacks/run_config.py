@@ -19,7 +19,8 @@ from ldce.results.manifest import RunManifest, read_manifest
 log = logging.getLogger(__name__)
 
 MODEL_FIELDS = ("backbone", "classifier", "method", "seed", "targets", "extra_terms", "micro_batch_size", "speedups")
-DATA_FIELDS = ("image_size", "resize_mode")
+DATA_FIELDS = ("resize_mode",)
+"""The data's image size is the backbone's (checked before any work), so the backbone fingerprints it."""
 
 
 class SettingsChanged(ValueError):

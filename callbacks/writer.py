@@ -59,7 +59,7 @@ class CounterfactualWriter(BasePredictionWriter):
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
-        self.run_started = time.time()
+        self.run_started, self.resumed = time.time(), 0
         if self.overwrite:
             if trainer.is_global_zero and (removed := store.clear_results(self.output_dir)):
                 log.info("overwrite: removed the earlier results in %s (%s)", self.output_dir, ", ".join(removed))
@@ -70,7 +70,17 @@ class CounterfactualWriter(BasePredictionWriter):
         done = {record.key: record.input_classes() for record in store.done_records(self.output_dir)}
         if done:
             trainer.datamodule.skip(done)
-            log.info("resuming: %d inputs in %s are already done and will be skipped", len(done), self.output_dir)
+            self.resumed = len(done)
+
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        """An interrupted run (Ctrl-C) says how to go on."""
+        if isinstance(exception, KeyboardInterrupt) and trainer.is_global_zero:
+            log.warning("interrupted: the same command resumes, skipping the inputs done in %s", self.output_dir)
+
+    def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Say that the run resumes once every check (the settings' too) has passed."""
+        if self.resumed and trainer.is_global_zero:
+            log.info("resuming: %d inputs in %s are already done and will be skipped", self.resumed, self.output_dir)
 
     def write_on_batch_end(
         self, trainer, pl_module, prediction: Prediction, batch_indices, batch, batch_idx, dataloader_idx

@@ -7,9 +7,12 @@
 * an ImageFolder tree: one subfolder per class. With ``class_names`` each folder is matched to a name
   *by name* (case, spaces, ``_``, ``-`` and ``/`` ignored: ``Ankle_boot/`` is "Ankle boot",
   ``T-shirt_top/`` is "T-shirt/top") and a folder matching no name is an error naming it; without, the
-  sorted folder names are the classes (torchvision's ImageFolder). Images directly in the root of a
-  tree are taken unlabelled, with a warning;
-* a CSV (``path[,label[,target]]``, an optional header row) or a JSON list (``[path, label?, target?]``
+  sorted folder names are the classes (torchvision's ImageFolder) — or, when every folder is a number,
+  those numbers. Images directly in the root of a tree are taken unlabelled, with a warning; ldce
+  results folders (holding ``manifest.json``) and, with ``class_names``, image-less folders that match
+  no name are not classes; a folder whose subfolders hold no image is a flat folder;
+* a CSV (``path[,label[,target]]``; or a header row naming the columns ``path``, ``label`` and
+  ``target`` in any order, other columns ignored) or a JSON list (``path``, ``[path, label?, target?]``
   or ``{"path", "label"?, "target"?}``); labels and targets are class indices or, with
   ``class_names``, names; relative paths are resolved against ``root`` (default: the list's folder).
 
@@ -38,10 +41,12 @@ from ldce.classifiers.names import normalised
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "ppm", "bmp", "gif", "tif", "tiff")
+IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "ppm", "pgm", "pbm", "pnm", "bmp", "gif", "tif", "tiff")
 """Image entries a sample may carry; the reader takes the first present, in this order (of a multi-frame
 GIF or TIFF, the first frame)."""
 LEFTOVERS = frozenset({"__macosx", "thumbs.db", "desktop.ini", "@eadir", "$recycle.bin", "system volume information"})
+COLUMNS = {"path": ("path", "file", "filename", "image"), "label": ("label", "class", "source"), "target": ("target",)}
+"""A CSV header's names for each column (case ignored)."""
 
 
 @dataclass(frozen=True)
@@ -71,43 +76,74 @@ def is_leftover(path: Path) -> bool:
 
 
 def _files(folder: Path, recursive: bool) -> list[Path]:
-    """The image files in ``folder`` (sorted), leftovers excluded; warns once about other files."""
+    """The image files in ``folder`` (sorted), leftovers and ldce results folders excluded; warns once
+    about other files."""
     found, others = [], Counter()
+    results = {manifest.parent for manifest in folder.rglob("manifest.json")} if recursive else set()
     for path in sorted(folder.rglob("*") if recursive else folder.iterdir()):
         relative = path.relative_to(folder).parts
-        if any(is_leftover(Path(part)) for part in relative) or not path.is_file():
+        if any(is_leftover(Path(part)) for part in relative) or not path.is_file() or results & set(path.parents):
             continue
         if is_image_path(path):
             found.append(path)
         else:
             others[path.suffix.lower() or "(no extension)"] += 1
     if others:
-        log.warning("%s: skipped %d files that are not images (%s)", folder, sum(others.values()), dict(others))
+        skipped = _count(sum(others.values()), "file")
+        log.warning("%s: skipped %s that are not images (%s)", folder, skipped, dict(others))
     return found
+
+
+def _count(number: int, noun: str) -> str:
+    """``1 file``, ``2 files``."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def _holds_images(folder: Path) -> bool:
+    """Whether an image file lies anywhere under ``folder``."""
+    return any(is_image_path(path) and path.is_file() for path in folder.rglob("*"))
+
+
+def _is_results(folder: Path) -> bool:
+    """An ldce results folder (it holds ``manifest.json``), never a class."""
+    return (folder / "manifest.json").is_file()
 
 
 def _folder_labels(folders: list[Path], class_names: Sequence[str] | None) -> dict[Path, int]:
     """Class folder → label: matched to ``class_names`` by name, else by sorted position."""
+    if all(folder.name.isdigit() for folder in folders):
+        labels = {folder: int(folder.name) for folder in folders}
+        if class_names is not None and max(labels.values()) >= len(class_names):
+            raise ValueError(f"class folder {max(labels.values())} is outside the {len(class_names)} class names")
+        return labels
     if class_names is None:
-        return {folder: label for label, folder in enumerate(folders)}
+        labels = {folder: label for label, folder in enumerate(folders)}
+        shown = ", ".join(f"{label} = {folder.name}" for folder, label in list(labels.items())[:20])
+        log.info("classes by sorted folder name (give class_names to match them by name): %s", shown)
+        return labels
     by_name = {normalised(name): label for label, name in enumerate(class_names)}
+    folders = [folder for folder in folders if normalised(folder.name) in by_name or _holds_images(folder)]
     unknown = [folder.name for folder in folders if normalised(folder.name) not in by_name]
     if unknown:
         known = ", ".join(list(class_names)[:10]) + ("…" if len(class_names) > 10 else "")
-        raise ValueError(f"class folders {unknown} match none of the {len(class_names)} class names ({known})")
+        root = folders[0].parent
+        raise ValueError(
+            f"class folders {unknown} match none of the {len(class_names)} class names ({known}); to take "
+            f"the images without labels, give a glob: '{root}/**/*.*'"
+        )
     return {folder: by_name[normalised(folder.name)] for folder in folders}
 
 
 def _items_from_folder(root: Path, class_names: Sequence[str] | None) -> list[ShardItem]:
     """An ImageFolder tree or a flat folder (see the module docstring)."""
-    folders = sorted(d for d in root.iterdir() if d.is_dir() and not is_leftover(d))
-    if not folders:
+    folders = sorted(d for d in root.iterdir() if d.is_dir() and not is_leftover(d) and not _is_results(d))
+    if not any(_holds_images(folder) for folder in folders):
         return [ShardItem(path, path.relative_to(root).as_posix()) for path in _files(root, recursive=True)]
     loose = [ShardItem(path, path.name) for path in _files(root, recursive=False)]
     if loose:
-        log.warning("%s: %d images outside the class folders are taken without a label", root, len(loose))
+        log.warning("%s: %s outside the class folders are taken without a label", root, _count(len(loose), "image"))
     labels, items = _folder_labels(folders, class_names), []
-    for folder in folders:
+    for folder in labels:
         images = _files(folder, recursive=True)
         if not images:
             log.warning("%s: class folder %r holds no images", root, folder.name)
@@ -125,7 +161,8 @@ def _class(value: object, where: str, field: str, class_names: Sequence[str] | N
     try:
         label = class_index(value, field)
     except ValueError as error:
-        raise ValueError(f"{where}: {error}") from None
+        hint = "; labels given as names need class_names" if class_names is None else ""
+        raise ValueError(f"{where}: {error}{hint}") from None
     if label is not None and class_names is not None and label >= len(class_names):
         raise ValueError(f"{where}: {field} {label} has no entry in class_names ({len(class_names)} names)")
     return label
@@ -147,22 +184,57 @@ def _row_to_item(row: Sequence, where: str, base: Path, class_names: Sequence[st
     return ShardItem(path, relpath, label, target, name)
 
 
+def _json_row(entry: object, where: str) -> Sequence:
+    """A JSON list entry (a path, a ``[path, label?, target?]`` list or a ``{"path", …}`` object) as a row."""
+    if isinstance(entry, str):
+        return [entry]
+    if isinstance(entry, dict):
+        if "path" not in entry:
+            raise ValueError(f'{where}: an entry needs a "path", got keys {sorted(entry)}')
+        row = [entry["path"], entry.get("label"), entry.get("target")]
+        return row[: max(i + 1 for i, cell in enumerate(row) if cell is not None)]
+    if isinstance(entry, list):
+        return entry
+    raise ValueError(f"{where}: expected a path, a [path, label, target] list or an object, got {entry!r}")
+
+
+def _header(row: Sequence[str], where: str) -> list[int] | None:
+    """The positions of the path, label and target columns that a header ``row`` names (``None``: not a
+    header that names columns); raises ``ValueError`` for a naming header without a path column."""
+    names = [cell.strip().lower() for cell in row]
+    found = {col: next((i for i, n in enumerate(names) if n in aliases), None) for col, aliases in COLUMNS.items()}
+    if all(position is None for position in found.values()):
+        return None
+    if found["path"] is None:
+        raise ValueError(f"{where}: the header names no path column (one of {', '.join(COLUMNS['path'])})")
+    positions = [found["path"], found["label"], found["target"]]
+    return positions[: max(i + 1 for i, p in enumerate(positions) if p is not None)]
+
+
+def _csv_rows(list_file: Path, base: Path) -> list[tuple[str, Sequence]]:
+    """``(where, row)`` pairs of a CSV; a first row that names no image file is a header, used to pick the
+    path, label and target columns when it names them."""
+    with list_file.open(newline="", encoding="utf-8-sig") as stream:
+        rows = [(f"{list_file}:{n}", row) for n, row in enumerate(csv.reader(stream), start=1) if any(row)]
+    first = Path(rows[0][1][0].strip()) if rows else None
+    if first is None or is_image_path(first) or (base / first).is_file():
+        return rows
+    columns = _header(rows[0][1], rows[0][0])
+    log.info("%s: header row %s", list_file, rows[0][1])
+    if columns is None:
+        return rows[1:]
+    return [(where, [row[c] if c is not None and c < len(row) else "" for c in columns]) for where, row in rows[1:]]
+
+
 def _read_rows(list_file: Path, base: Path) -> list[tuple[str, Sequence]]:
-    """``(where, row)`` pairs of a CSV (a first row that names no image file is a header) or JSON list."""
+    """``(where, row)`` pairs of a CSV or JSON list (see the module docstring)."""
     if list_file.suffix.lower() == ".json":
         entries = json.loads(list_file.read_text())
         if not isinstance(entries, list):
             raise ValueError(f"{list_file}: expected a JSON list")
-        return [
-            (f"{list_file}[{n}]", [e.get("path"), e.get("label"), e.get("target")] if isinstance(e, dict) else e)
-            for n, e in enumerate(entries)
-        ]
-    with list_file.open(newline="", encoding="utf-8-sig") as stream:
-        rows = [(f"{list_file}:{n}", row) for n, row in enumerate(csv.reader(stream), start=1) if any(row)]
-    first = Path(rows[0][1][0].strip()) if rows else None
-    if first is not None and not is_image_path(first) and not (base / first).is_file():
-        log.info("%s: skipping header row %s", list_file, rows[0][1])
-        rows = rows[1:]
+        rows = [(f"{list_file}[{n}]", _json_row(e, f"{list_file}[{n}]")) for n, e in enumerate(entries)]
+    else:
+        rows = _csv_rows(list_file, base)
     if not rows:
         raise ValueError(f"{list_file}: no rows (expected comma-separated path[,label[,target]])")
     return rows

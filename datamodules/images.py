@@ -10,7 +10,9 @@ processes by position.
 
 from __future__ import annotations
 
+import logging
 from functools import partial
+from pathlib import Path
 
 from jsonargparse.typing import NonNegativeInt, PositiveInt
 from lightning.pytorch import LightningDataModule
@@ -21,6 +23,8 @@ from ldce.classifiers.names import read_class_names
 from ldce.datamodules.batch import UNKNOWN, Decoded, DoneInputs, Failure, Skipped, already_done, collate
 from ldce.datamodules.folders import ShardItem, collect_items, unique_keys
 from ldce.images import ResizeMode, decode_image
+
+log = logging.getLogger(__name__)
 
 
 class ImageFiles(Dataset):
@@ -77,7 +81,7 @@ class ImageFilesDataModule(LightningDataModule):
         super().__init__()
         names = read_class_names(class_names)
         sources = [inputs] if isinstance(inputs, str) else inputs
-        self.items = [item for source in sources for item in collect_items(source, names, root)]
+        self.items = _once([item for source in sources for item in collect_items(source, names, root)])
         if not self.items:
             raise ValueError(f"no images in {sources}")
         self.keys = unique_keys(self.items)
@@ -101,3 +105,13 @@ class ImageFilesDataModule(LightningDataModule):
         )
         batch = partial(collate, image_size=self.image_size)
         return DataLoader(files, batch_size=self.batch_size, num_workers=self.num_workers, collate_fn=batch)
+
+
+def _once(items: list[ShardItem]) -> list[ShardItem]:
+    """``items`` with each file taken once (its first occurrence: two sources may name the same file)."""
+    first: dict[Path, ShardItem] = {}
+    for item in items:
+        first.setdefault(item.path.resolve(), item)
+    if len(first) < len(items):
+        log.info("%d inputs name a file named before; each file is explained once", len(items) - len(first))
+    return list(first.values())

@@ -161,7 +161,7 @@ def test_shards_command_feeds_predict(tmp_path):
     config = tiny_config(
         tmp_path,
         str(tmp_path / "shards" / "part-{000000..000001}.tar"),
-        targets={"class_path": "ldce.targets.BinaryFlip"},
+        targets={"class_path": "ldce.targets.ClassPairs", "init_args": {"pairs": {0: 1, 1: 0}}},
     )
     ldce("predict", "--config", str(config), "--output_dir", str(tmp_path / "out"))
     done = {r["key"]: (r["source"], r["target"]) for r in records(tmp_path / "out")}

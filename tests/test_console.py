@@ -3,6 +3,8 @@ user's mistake is one line on stderr with exit status 2, never a traceback or a 
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from cli_helpers import good_sample, ldce, ldce_run, png, tiny_config, write_shard
 
@@ -33,6 +35,7 @@ def config(tmp_path_factory):
     folder = tmp_path_factory.mktemp("console")
     write_shard(folder / "a.tar", [good_sample(0)])
     (folder / "photo.png").write_bytes(png(0))
+    (folder / "list.yaml").write_text("- model\n- data\n")
     return folder, tiny_config(folder, str(folder / "a.tar"))
 
 
@@ -47,6 +50,12 @@ def config(tmp_path_factory):
         (["predict", "--output_dir", "{folder}/photo.png"], "is a file, not a folder"),
         (["evaluate", "--results", "{folder}/nowhere"], "is not an ldce results folder"),
         (["shards", "--input", "{folder}", "--output", "{folder}/out/x.tar"], "needs exactly one integer field"),
+        (["predict", "--model.class_names", "[a, b]"], "model.class_names has 2 names, but the classifier gives 10"),
+        (["predict", "--model.targets", "ldce.targets.BinaryFlip"], "needs a binary classifier; this one has 10"),
+        (["predict", "--output_dir", ""], "--output_dir is empty"),
+        (["predict", "--config", "{folder}/list.yaml"], "a config is a mapping of sections"),
+        (["predict", "--config", "quickstrat"], "neither a file nor a config that ships with ldce; did you mean"),
+        (["explain", "{folder}/photo.png", "--target", "4.0"], "'4.0' is not a class index: give a whole number"),
     ],
     ids=[
         "bad value",
@@ -57,13 +66,19 @@ def config(tmp_path_factory):
         "file as folder",
         "no results",
         "bad pattern",
+        "names and classes differ",
+        "binary policy",
+        "empty output folder",
+        "list as config",
+        "misspelt config name",
+        "fractional target",
     ],
 )
 def test_a_user_error_is_one_line_and_exit_status_2(config, args, message):
     folder, path = config
     args = [arg.format(folder=folder) for arg in args]
     command = args[:1] + (["--config", str(path)] if args[0] in ("predict", "explain") else []) + args[1:]
-    result = ldce_run(*command)
+    result = ldce_run("-q", *command)
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines() == [result.stderr.strip()], result.stderr
     assert result.stderr.startswith(f"ldce {args[0]}: error: ") and message in result.stderr
@@ -78,6 +93,13 @@ def test_quiet_runs_say_nothing_when_all_goes_well(config):
     folder, path = config
     result = ldce("-q", "predict", "--config", str(path), "--output_dir", str(folder / "quiet"))
     assert result.stderr.strip() == "" and result.stdout.strip() == ""
+
+
+def test_a_default_run_shows_ldce_messages_but_not_the_frameworks_banners(config):
+    folder, path = config
+    result = ldce("predict", "--config", str(path), "--output_dir", str(folder / "default"))
+    assert "ldce.callbacks.summary: summary:" in result.stderr
+    assert not re.search(r"Tip:|GPU available|Seed set to", result.stderr), result.stderr
 
 
 def test_a_run_in_which_every_input_failed_is_an_error(config, tmp_path):

@@ -65,7 +65,7 @@ def test_leftovers_of_operating_systems_and_archivers_are_neither_classes_nor_im
         items = collect_items(tree, FASHION)
     assert sorted((i.relpath, i.label) for i in items) == [("Bag/0.png", 8), ("Coat/0.png", 4), ("Coat/1.png", 4)]
     assert "class folder 'Sandal' holds no images" in caplog.text
-    assert "skipped 1 files that are not images ({'.txt': 1})" in caplog.text
+    assert "skipped 1 file that are not images ({'.txt': 1})" in caplog.text
 
 
 def test_without_class_names_sorted_folders_are_the_classes_and_empty_ones_keep_their_place(tmp_path):
@@ -89,7 +89,7 @@ def test_images_beside_class_folders_are_taken_unlabelled_with_a_warning(tmp_pat
     with caplog.at_level(logging.WARNING):
         items = collect_items(tree, FASHION)
     assert {i.relpath: i.label for i in items} == {"loose.png": None, "Coat/0.png": 4}
-    assert "1 images outside the class folders are taken without a label" in caplog.text
+    assert "1 image outside the class folders are taken without a label" in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -111,3 +111,63 @@ def test_a_csv_list_is_read_row_by_row_or_refused_naming_the_row(tmp_path, text,
     else:
         with pytest.raises((ValueError, FileNotFoundError), match=re.escape(message)):
             collect_items(tmp_path / "list.csv", FASHION)
+
+
+def test_numbered_class_folders_are_those_class_indices_not_sorted_positions(tmp_path):
+    tree = _tree(tmp_path / "tree", {"2": 1, "10": 1, "9": 1})
+    assert {i.relpath: i.label for i in collect_items(tree)} == {"2/0.png": 2, "9/0.png": 9, "10/0.png": 10}
+    assert {i.relpath: i.class_name for i in collect_items(tree, FASHION[:11] + ["Extra"])}["9/0.png"] == "Ankle boot"
+
+
+def test_a_results_folder_and_an_empty_folder_inside_the_inputs_are_not_classes_or_inputs(tmp_path):
+    tree = _tree(tmp_path / "tree", {"Coat": 1, "outputs/counterfactual": 2, "drafts": 0})
+    (tree / "outputs" / "manifest.json").write_text("{}")
+    assert {i.relpath: i.label for i in collect_items(tree, FASHION)} == {"Coat/0.png": 4}
+    flat = _tree(tmp_path / "flat", {"outputs/counterfactual": 2, "drafts": 0})
+    (flat / "outputs" / "manifest.json").write_text("{}")
+    (flat / "a.png").write_bytes(png(3))
+    assert [(i.relpath, i.label) for i in collect_items(flat, FASHION)] == [("a.png", None)]
+
+
+def test_subfolders_matching_no_class_name_suggest_a_glob_to_take_the_images_unlabelled(tmp_path):
+    tree = _tree(tmp_path / "tree", {"holiday": 1})
+    with pytest.raises(ValueError, match=re.escape(f"give a glob: '{tree}/**/*.*'")):
+        collect_items(tree, FASHION)
+
+
+def test_a_csv_header_picks_its_columns_by_name_in_any_order_ignoring_others(tmp_path):
+    (tmp_path / "boot.png").write_bytes(png(1))
+    (tmp_path / "list.csv").write_text("target,notes,file,label\nCoat,worn,boot.png,Ankle boot\n")
+    (item,) = collect_items(tmp_path / "list.csv", FASHION)
+    assert (item.relpath, item.label, item.target) == ("boot.png", 9, 4)
+    (tmp_path / "bad.csv").write_text("label,target\n9,4\n")
+    with pytest.raises(ValueError, match="bad.csv:1: the header names no path column"):
+        collect_items(tmp_path / "bad.csv", FASHION)
+
+
+@pytest.mark.parametrize(
+    ("entries", "expected"),
+    [
+        (["boot.png"], ("boot.png", None, None)),
+        ([{"path": "boot.png", "label": "Ankle boot"}], ("boot.png", 9, None)),
+        ([["boot.png", 9, "Coat"]], ("boot.png", 9, 4)),
+        ([{"file": "boot.png"}], "list.json[0]: an entry needs a \"path\", got keys ['file']"),
+    ],
+    ids=["plain path", "object", "list", "object without path"],
+)
+def test_a_json_list_takes_paths_lists_and_objects_and_names_an_entry_without_a_path(tmp_path, entries, expected):
+    (tmp_path / "boot.png").write_bytes(png(1))
+    (tmp_path / "list.json").write_text(json.dumps(entries))
+    if isinstance(expected, str):
+        with pytest.raises(ValueError, match=re.escape(expected)):
+            collect_items(tmp_path / "list.json", FASHION)
+    else:
+        (item,) = collect_items(tmp_path / "list.json", FASHION)
+        assert (item.relpath, item.label, item.target) == expected
+
+
+def test_a_class_name_in_a_list_without_class_names_says_names_need_them(tmp_path):
+    (tmp_path / "boot.png").write_bytes(png(1))
+    (tmp_path / "list.csv").write_text("boot.png,Ankle boot\n")
+    with pytest.raises(ValueError, match="list.csv:1: invalid label 'Ankle boot' .*labels given as names need"):
+        collect_items(tmp_path / "list.csv")

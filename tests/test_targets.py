@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -21,6 +23,31 @@ def _call(policy, logits=LOGITS):
 
 def test_from_sample_uses_the_stored_target():
     assert _call(FromSample()) == [1, -1, 2]
+
+
+def test_from_sample_with_a_fallback_fills_only_the_samples_without_a_target():
+    assert _call(FromSample(fallback=SecondMostLikely())) == [1, 2, 2]
+
+
+@pytest.mark.parametrize(
+    ("policy", "message"),
+    [
+        (BinaryFlip(), "needs a binary classifier; this one has 3 classes"),
+        (FixedTarget(3), "target 3 is not a class of the classifier (0 to 2)"),
+        (ClassPairs({0: 5}), "class pairs name classes [5] outside the classifier's 0 to 2"),
+        (FromSample(fallback=BinaryFlip()), "needs a binary classifier"),
+    ],
+    ids=["binary flip", "fixed", "pairs", "fallback"],
+)
+def test_a_policy_that_cannot_serve_the_classifier_says_why_before_any_work(policy, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        policy.check(3)
+    FromSample().check(3)
+
+
+def test_the_reason_for_a_missing_target_names_what_to_give():
+    assert "--target" in FromSample().missing(4)
+    assert "source class 4" in ClassPairs({0: 1}).missing(4)
 
 
 def test_fixed_target_for_every_input():

@@ -19,6 +19,7 @@ resizes the images it is given by more than 2×.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import logging
 import re
@@ -61,6 +62,8 @@ def _timm(name: str, checkpoint: str | None, num_classes: int | None, key: str |
     """timm's ``name``, its weights read by timm (or, with ``key``/``prefix``, by ldce) and loaded strictly."""
     import timm
 
+    if not timm.is_model(name):
+        raise ValueError(f"timm has no model {name!r}{_closest(name, timm.list_models())}")
     head = {} if num_classes is None else {"num_classes": num_classes}
     if checkpoint is None:
         return timm.create_model(name, pretrained=False, **head)
@@ -74,6 +77,12 @@ def _timm(name: str, checkpoint: str | None, num_classes: int | None, key: str |
         return timm.create_model(name, pretrained=True, pretrained_cfg_overlay={**weights, **keep_head}, **head)
     except Exception as error:  # timm's readers raise many kinds (safetensors, pickle, strict load): one message
         raise ValueError(f"{checkpoint}: does not fit timm model {name!r}: {_load_failure(error)}") from error
+
+
+def _closest(name: str, known: list[str]) -> str:
+    """``; did you mean …?`` for the known model name closest to ``name`` (empty when none is close)."""
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
 
 
 def _load_failure(error: Exception) -> str:
@@ -101,6 +110,9 @@ def _torchvision_keys(name: str, state: dict[str, Tensor]) -> dict[str, Tensor]:
 def _torchvision(name: str, checkpoint: str | None, num_classes: int | None, key: str | None, prefix: str | None):
     import torchvision
 
+    known = torchvision.models.list_models()
+    if name.lower() not in known:
+        raise ValueError(f"torchvision has no model {name!r}{_closest(name.lower(), known)}")
     head = {} if num_classes is None else {"num_classes": num_classes}
     model = torchvision.models.get_model(name, weights=None, **head)
     if checkpoint is not None:
@@ -115,11 +127,15 @@ def import_class(class_path: str) -> type[nn.Module]:
     try:
         return getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError, ValueError) as error:
-        raise ValueError(f"cannot import classifier class {class_path!r}: {error}") from error
+        hint = " (is its folder on PYTHONPATH?)" if isinstance(error, ImportError) else ""
+        raise ValueError(f"cannot import classifier class {class_path!r}: {error}{hint}") from None
 
 
 def _module(class_path: str, init_args: dict | None, checkpoint: str | None, key: str | None, prefix: str | None):
-    model = import_class(class_path)(**(init_args or {}))
+    try:
+        model = import_class(class_path)(**(init_args or {}))
+    except TypeError as error:
+        raise ValueError(f"{class_path}({', '.join(init_args or {})}): {error}") from None
     if checkpoint is not None:
         load_strict(model, read_tensors(checkpoint, WEIGHTS, key, prefix), checkpoint, class_path)
     return model

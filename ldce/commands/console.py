@@ -105,11 +105,16 @@ def user_errors() -> tuple[type[BaseException], ...]:
     return (*USER_ERRORS, yaml.YAMLError, MisconfigurationException)
 
 
+def _cause(error: BaseException) -> BaseException | None:
+    """The error ``error`` was raised from or during (none after ``raise … from None``)."""
+    return error.__cause__ or (None if error.__suppress_context__ else error.__context__)
+
+
 def root_cause(error: BaseException) -> BaseException:
     """The error to show: the outermost parser error in ``error``'s chain (it names the key), else the
     innermost user error (frameworks wrap the exceptions of constructors)."""
     chain = [error]
-    while (cause := chain[-1].__cause__ or chain[-1].__context__) is not None and len(chain) < 50:
+    while (cause := _cause(chain[-1])) is not None and len(chain) < 50:
         chain.append(cause)
     parser_errors = [e for e in chain if isinstance(e, argparse.ArgumentError)]
     user_errors_ = [e for e in chain if isinstance(e, user_errors())]

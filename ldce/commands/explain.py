@@ -7,7 +7,10 @@ option may follow. Targets:
 - ``--target 4`` or ``--target Coat``: the same class for every input (an index or a class name);
 - ``--targets second_most_likely`` (the classifier's runner-up), ``binary_flip``, ``from_sample``
   (a list's target column), or ``--targets pairs.yaml`` (``source: target`` by index or name);
-- neither: each input's own target where the inputs carry targets, else its second most likely class.
+- neither: each input's own target where it carries one (a list's target column), else its second
+  most likely class.
+
+Results go to ``outputs/explain`` unless ``--output_dir`` says otherwise.
 """
 
 from __future__ import annotations
@@ -19,22 +22,25 @@ from typing import Any
 
 import yaml
 
+from ldce.checks import ArgumentParser
 from ldce.classifiers.names import class_of, read_class_names
 from ldce.commands.console import UserError, suggestion
 from ldce.compat.legacy import migrate_config
-from ldce.datamodules.folders import collect_items
 
 POLICIES = {
     "second_most_likely": "ldce.targets.SecondMostLikely",
     "binary_flip": "ldce.targets.BinaryFlip",
     "from_sample": "ldce.targets.FromSample",
 }
+DEFAULT_POLICY = {"class_path": POLICIES["from_sample"], "init_args": {"fallback": POLICIES["second_most_likely"]}}
+"""Each input's own target where it carries one, else its second most likely class."""
 IMAGE_FILES = "ldce.datamodules.images.ImageFilesDataModule"
+OUTPUT_DIR = "outputs/explain"
 
 
 def _options() -> argparse.ArgumentParser:
     """``ldce explain``'s own options (any ``ldce predict`` option may follow them)."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="ldce explain",
         usage="ldce explain INPUT [INPUT …] --config CONFIG [--target T | --targets P] [ldce predict options]",
         description=__doc__.split("\n\n", 1)[1],
@@ -48,8 +54,15 @@ def _options() -> argparse.ArgumentParser:
     parser.add_argument("--target", help="one target class for every input: an index or a class name")
     parser.add_argument("--targets", help="second_most_likely, binary_flip, from_sample or a pairs .yaml file")
     parser.add_argument("--resize_mode", choices=("center_crop", "resize"), help="how images are fitted to the side")
-    parser.add_argument("--batch_size", type=int, help="inputs per batch (default: the config's)")
+    parser.add_argument("--batch_size", type=_positive, help="inputs per batch (default: the config's)")
     return parser
+
+
+def _positive(text: str) -> int:
+    """A whole number ≥ 1 (``argparse`` type)."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got {text!r}")
+    return int(text)
 
 
 def explain_help() -> str:
@@ -68,14 +81,14 @@ def _configs(args: list[str]) -> dict[str, Any]:
     return merged
 
 
-def _policy(target: str | None, targets: str | None, names: list[str] | None, any_targets: bool) -> dict[str, Any]:
+def _policy(target: str | None, targets: str | None, names: list[str] | None) -> dict[str, Any]:
     """The target policy's config for ``--target`` / ``--targets`` (see the module docstring)."""
     if target is not None and targets is not None:
         raise UserError("give --target or --targets, not both")
     if target is not None:
         return {"class_path": "ldce.targets.FixedTarget", "init_args": {"target": class_of(target, names, "--target")}}
     if targets is None:
-        return {"class_path": POLICIES["from_sample" if any_targets else "second_most_likely"]}
+        return DEFAULT_POLICY
     if targets in POLICIES:
         return {"class_path": POLICIES[targets]}
     path = Path(targets)
@@ -120,13 +133,13 @@ def predict_args(argv: list[str]) -> list[str]:
         raise UserError("give a config with --config (e.g. --config quickstart)")
     model, data = config["model"], (config.get("data") or {}).get("init_args", {})
     names = read_class_names(model.get("class_names"))
-    items = [item for source in inputs for item in collect_items(source, names)]
     init_args = {
         "inputs": inputs,
         "resize_mode": options.resize_mode or data.get("resize_mode", "center_crop"),
-        "batch_size": options.batch_size or data.get("batch_size", 4),
+        "batch_size": data.get("batch_size", 4) if options.batch_size is None else options.batch_size,
         "class_names": names,
     }
-    policy = _policy(options.target, options.targets, names, any(item.target is not None for item in items))
+    policy = _policy(options.target, options.targets, names)
     data_arg = json.dumps({"class_path": IMAGE_FILES, "init_args": init_args})
-    return ["predict", *passed, "--data", data_arg, "--model.targets", json.dumps(policy)]
+    output = [] if any(arg.split("=", 1)[0] == "--output_dir" for arg in passed) else ["--output_dir", OUTPUT_DIR]
+    return ["predict", *passed, *output, "--data", data_arg, "--model.targets", json.dumps(policy)]

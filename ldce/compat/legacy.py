@@ -94,7 +94,10 @@ def _migrate_classes(value: Any, changes: list[str], where: str) -> Any:
 
 
 def migrate_config(config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """An ``ldce predict`` config in the current form, and the old keys it had (empty: nothing changed)."""
+    """An ``ldce predict`` config in the current form, and the old keys it had (empty: nothing changed).
+    Raises ``ValueError`` when ``config`` is not a mapping."""
+    if not isinstance(config, dict):
+        raise ValueError(f"a config is a mapping of sections (model, data, trainer, …), got a {type(config).__name__}")
     changes: list[str] = []
     model = config.get("model")
     if isinstance(model, dict) and model.get("class_path") in MODULE_CLASSES:

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,14 +67,18 @@ class LDCEPipelineOutput:
 
 
 def _config_path(config: str | Path) -> Path:
-    """A config file, or the file of a config that ships with ldce (``quickstart``)."""
-    path, packaged = Path(config), ldce.CONFIGS / f"{config}.yaml"
+    """A config file, or the file of a config that ships with ldce (``quickstart`` or ``quickstart.yaml``)."""
+    if not isinstance(config, (str, Path)):
+        raise ValueError(f"config must be a path or a config name, got {type(config).__name__}")
+    path, shipped = Path(config), {p.stem: p for p in ldce.CONFIGS.glob("*.yaml")}
     if path.is_file():
         return path
-    if packaged.is_file():
-        return packaged
-    shipped = ", ".join(sorted(p.stem for p in ldce.CONFIGS.glob("*.yaml")))
-    raise FileNotFoundError(f"config {str(config)!r} is neither a file nor a config that ships with ldce ({shipped})")
+    name = str(config).removesuffix(".yaml")
+    if name in shipped:
+        return shipped[name]
+    close = difflib.get_close_matches(name, list(shipped), n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]}?" if close else f"shipped: {', '.join(sorted(shipped))}"
+    raise FileNotFoundError(f"config {str(config)!r} is neither a file nor a config that ships with ldce ({hint})")
 
 
 def _model_parser() -> ArgumentParser:
@@ -94,7 +99,8 @@ class LDCEPipeline:
         backbone: the latent diffusion model (:class:`ldce.backbones.base.Backbone`).
         classifier: the classifier to explain, on [0, 1] RGB images (e.g. :func:`ldce.classifiers.classifier`).
         config: LDCE's hyperparameters (default: the paper's ImageNet values).
-        class_names: names by class index, for targets given by name.
+        class_names: names by class index (a list or a file of them), for targets given by name; their
+            number must be the classifier's (checked on the first call).
         micro_batch_size: compute in groups of this many (a counterfactual then does not depend on the
             batch it arrives in).
     """
@@ -104,13 +110,18 @@ class LDCEPipeline:
         backbone: Backbone,
         classifier: nn.Module,
         config: LDCEConfig | None = None,
-        class_names: list[str] | None = None,
+        class_names: list[str] | str | None = None,
         micro_batch_size: int | None = None,
     ) -> None:
+        for name, value, kind in (("backbone", backbone, Backbone), ("classifier", classifier, nn.Module)):
+            if not isinstance(value, kind):
+                raise ValueError(f"{name} must be a {kind.__name__}, got {type(value).__name__}")
+        if config is not None and not isinstance(config, LDCEConfig):
+            raise ValueError(f"config must be an LDCEConfig, got {type(config).__name__}")
         self.backbone = backbone.eval().requires_grad_(False)
         self.classifier = classifier.eval()
         self.config = config or LDCEConfig()
-        self.class_names, self.micro_batch_size = class_names, micro_batch_size
+        self.class_names, self.micro_batch_size = read_class_names(class_names), micro_batch_size
         if (warning := rescale_warning(classifier, backbone.image_size)) is not None:
             log.warning(warning)
 
@@ -144,6 +155,8 @@ class LDCEPipeline:
         with torch.no_grad():
             logits = self.classifier(pixels.to(self.backbone.device))
         num_classes = 2 if logits.ndim == 1 else logits.shape[1]
+        if self.class_names is not None and len(self.class_names) != num_classes:
+            raise ValueError(f"class_names has {len(self.class_names)} names; the classifier gives {num_classes}")
         classes = as_targets(targets, len(pixels), self.class_names, num_classes)
         result = explain(
             pixels, classes, self.backbone, self.classifier, self.config, seed, micro_batch_size=self.micro_batch_size

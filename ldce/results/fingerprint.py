@@ -65,10 +65,7 @@ def fingerprint(settings: dict[str, Any]) -> dict[str, Any]:
 
 
 def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """``field: recorded → current`` for every field that differs (absent on one side: ``—``)."""
+    """``field: recorded → current`` for every field that differs (absent on one side: ``(unset)``)."""
     fields = sorted(set(recorded) | set(current))
-    return [
-        f"{field}: {recorded.get(field, '—')!r} → {current.get(field, '—')!r}"
-        for field in fields
-        if recorded.get(field, "—") != current.get(field, "—")
-    ]
+    shown = {field: [repr(s[field]) if field in s else "(unset)" for s in (recorded, current)] for field in fields}
+    return [f"{field}: {before} → {after}" for field, (before, after) in shown.items() if before != after]

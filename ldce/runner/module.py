@@ -88,6 +88,19 @@ class CounterfactualModule(LightningModule):
         self.record_steps, self.step_progress = record_steps, step_progress
         self.on_error, self.micro_batch_size = on_error, micro_batch_size
 
+    def on_predict_start(self) -> None:
+        """Check, before any input is explained, that the class names and the target policy fit the
+        classifier's outputs (one forward pass on a black image)."""
+        side = self.backbone.image_size
+        with torch.no_grad():
+            logits = self.classifier(torch.zeros(1, 3, side, side, device=self.device))
+        num_classes = 2 if logits.ndim == 1 else logits.shape[1]
+        if self.class_names is not None and len(self.class_names) != num_classes:
+            raise ValueError(
+                f"model.class_names has {len(self.class_names)} names, but the classifier gives {num_classes} classes"
+            )
+        self.targets.check(num_classes)
+
     def transfer_batch_to_device(self, batch: InputBatch, device: torch.device, dataloader_idx: int) -> InputBatch:
         """Only the images go to the accelerator; labels, targets and keys are used on the CPU."""
         return replace(batch, images=batch.images.to(device))
@@ -156,18 +169,18 @@ class CounterfactualModule(LightningModule):
         targets = self.targets(batch.keys, sources, batch.targets.cpu(), batch.indices.cpu(), logits)
         targets = torch.where(sources < 0, -1, targets)
         for i in ((targets < 0) | (targets >= num_classes)).nonzero().squeeze(1).tolist():
-            reason = _unusable(int(labels[i]), int(targets[i]), num_classes)
-            log.warning("skipping %s: %s", batch.keys[i], reason)
+            reason = _unusable(int(labels[i]), int(targets[i]), num_classes, self.targets)
+            log.warning("cannot explain %s (recorded as failed): %s", batch.keys[i], reason)
             failures.append(Failure(batch.keys[i], reason, batch.shards[i]))
         targets = torch.where(targets >= num_classes, -1, targets)
         return Classes(sources, targets, labels < 0, predicted == targets)
 
 
-def _unusable(label: int, target: int, num_classes: int) -> str:
-    """Why an input with ``label`` and policy ``target`` cannot be explained by a ``num_classes`` classifier."""
+def _unusable(label: int, target: int, num_classes: int, policy: TargetPolicy) -> str:
+    """Why an input with ``label`` and ``policy``'s ``target`` cannot be explained by a ``num_classes`` classifier."""
     if label >= num_classes:
         return f"label {label} outside the classifier's classes [0, {num_classes})"
-    return "no target" if target < 0 else f"target {target} outside [0, {num_classes})"
+    return policy.missing(label) if target < 0 else f"target {target} outside [0, {num_classes})"
 
 
 @dataclass(frozen=True)

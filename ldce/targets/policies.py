@@ -29,12 +29,37 @@ class TargetPolicy(abc.ABC):
         """keys: ``B`` sample keys; labels, given (the sample's own target or −1), indices (position
         in the data set or −1): int64 ``(B,)``; logits: ``(B, K)`` or ``(B,)``. Returns int64 ``(B,)``."""
 
+    def check(self, num_classes: int) -> None:
+        """Raises ``ValueError`` when this policy cannot serve a classifier of ``num_classes`` classes
+        (checked once, before any work). Every classifier suits the policies that do not say otherwise."""
+        return None
+
+    def missing(self, source: int) -> str:
+        """Why this policy gives an input of class ``source`` no target (the failure's reason)."""
+        return f"{type(self).__name__} gives no target for class {source}"
+
 
 class FromSample(TargetPolicy):
-    """The target stored with each sample (``target.cls`` or the metadata's ``target``)."""
+    """The target stored with each sample (``target.cls``, the metadata's ``target``, a list's target column).
+
+    Args:
+        fallback: the policy for the samples that carry no target; none: such a sample fails.
+    """
+
+    def __init__(self, fallback: TargetPolicy | None = None) -> None:
+        self.fallback = fallback
 
     def __call__(self, keys, labels, given, indices, logits):
-        return given.clone()
+        if self.fallback is None:
+            return given.clone()
+        return torch.where(given >= 0, given, self.fallback(keys, labels, given, indices, logits))
+
+    def check(self, num_classes: int) -> None:
+        if self.fallback is not None:
+            self.fallback.check(num_classes)
+
+    def missing(self, source: int) -> str:
+        return "the input carries no target (give one per input, --target, or model.targets)"
 
 
 class FixedTarget(TargetPolicy):
@@ -46,6 +71,10 @@ class FixedTarget(TargetPolicy):
     def __call__(self, keys, labels, given, indices, logits):
         return torch.full_like(labels, self.target)
 
+    def check(self, num_classes: int) -> None:
+        if not 0 <= self.target < num_classes:
+            raise ValueError(f"target {self.target} is not a class of the classifier (0 to {num_classes - 1})")
+
 
 class ClassPairs(TargetPolicy):
     """A target per source label, e.g. ``{339: 340, 340: 339}`` (sorrel ↔ zebra)."""
@@ -56,12 +85,24 @@ class ClassPairs(TargetPolicy):
     def __call__(self, keys, labels, given, indices, logits):
         return torch.tensor([self.pairs.get(int(y), NO_TARGET) for y in labels], dtype=torch.int64)
 
+    def check(self, num_classes: int) -> None:
+        outside = sorted(c for pair in self.pairs.items() for c in pair if not 0 <= c < num_classes)
+        if outside:
+            raise ValueError(f"class pairs name classes {outside} outside the classifier's 0 to {num_classes - 1}")
+
+    def missing(self, source: int) -> str:
+        return f"the class pairs give no target for source class {source}"
+
 
 class BinaryFlip(TargetPolicy):
     """``1 − label`` for binary attributes (smiling ↔ not smiling)."""
 
     def __call__(self, keys, labels, given, indices, logits):
         return 1 - labels
+
+    def check(self, num_classes: int) -> None:
+        if num_classes != 2:
+            raise ValueError(f"BinaryFlip (binary_flip) needs a binary classifier; this one has {num_classes} classes")
 
 
 class SecondMostLikely(TargetPolicy):
@@ -89,6 +130,9 @@ class TargetMap(TargetPolicy):
             self.mapping.get(k, self.mapping.get(str(int(i)), NO_TARGET)) for k, i in zip(keys, indices, strict=True)
         ]
         return torch.tensor(found, dtype=torch.int64)
+
+    def missing(self, source: int) -> str:
+        return f"{self.path} gives no target for this key or index"
 
 
 def _read_mapping(path: Path) -> dict[str, int]:
