@@ -6,15 +6,20 @@
 The hyperparameters are those of ``configs/quickstart.yaml`` unless overridden.
 
 Rows: LDCE with consensus guidance (zero_binning), LDCE without consensus (``unprojected``: the
-raw classifier score), classifier-free guidance only (``free``), and a pixel-space gradient attack
-on the explained classifier with the same per-image L1 budget as LDCE's counterfactual.
+raw classifier score), classifier-free guidance only (``free``), a pixel-space gradient attack
+on the explained classifier with the same per-image L1 budget as LDCE's counterfactual, and
+region-constrained LDCE (``ldce.method.region``) with the region settings of
+``configs/quickstart_minimal.yaml`` (consensus), the same with the ``gradient`` source, with the
+garment's silhouette as a ``given`` region, and with the composite only (no blending while denoising).
+The ``segmentation`` source has no row: no CLIPSeg weights are available offline.
 Columns: flip rate on the explained classifier (over the images it does not already call the target,
 as ``ldce.metrics.FlipRate``); agreement of the *independent* classifier with
 the target; mean L1 / L2 distance; share of counterfactuals the independent classifier still
 calls the source class; COUT with the explained classifier; and the Fréchet distance between
 originals and counterfactuals in the *independent classifier's* penultimate feature space (not
 Inception FID). The independent classifier never guides anything: it judges whether a
-counterfactual looks like the target to another model, or only fools the explained one.
+counterfactual looks like the target to another model, or only fools the explained one. The last
+column is the share of pixels changed by more than 8/255 in some channel.
 """
 
 from __future__ import annotations
@@ -34,13 +39,14 @@ from ldce.classifiers.names import class_name
 from ldce.compat.legacy import migrate_config
 from ldce.method.config import LDCEConfig
 from ldce.method.explain import explain
+from ldce.method.region import RegionConfig, RegionInputs
 from ldce.metrics import COUT, FID
 from ldce.metrics.features import PenultimateFeatures
 
 log = logging.getLogger(__name__)
 
 
-WIDTHS = (9, 13, 15, 7, 6, 6, 11)
+WIDTHS = (9, 13, 15, 7, 6, 6, 11, 8)
 
 
 def pgd_l1(classifier: torch.nn.Module, images: Tensor, targets: Tensor, budget: Tensor, steps: int = 60) -> Tensor:
@@ -96,6 +102,7 @@ def scores(
         "source": (judged == sources).float(),
         "l1": diff.abs().sum(1),
         "l2": diff.norm(dim=1),
+        "changed": ((counterfactuals - images).abs().amax(1) > 8 / 255).float().flatten(1).mean(1),
     }
 
 
@@ -119,7 +126,24 @@ class Row:
         return joined | {"cout": self.cout.compute(), "fid": self.fid.compute()}
 
 
-def run_rows(batches, config: LDCEConfig, seed: int) -> dict[str, dict[str, Tensor]]:
+def silhouette(images: Tensor) -> Tensor:
+    """The ``given`` region of the demo: the garment's silhouette (any channel above 0.05), grown by one
+    pixel, ``(B, 1, H, W)``."""
+    inside = (images.amax(1, keepdim=True) > 0.05).float()
+    return torch.nn.functional.max_pool2d(inside, 3, stride=1, padding=1)
+
+
+def region_variants(region: RegionConfig) -> dict[str, RegionConfig]:
+    """The region rows: ``region`` (``configs/quickstart_minimal.yaml``'s) and the same with each other source."""
+    return {
+        f"region: {region.source}": region,
+        "region: gradient": dataclasses.replace(region, source="gradient", share=0.25),
+        "region: given (silhouette)": dataclasses.replace(region, source="given", threshold=0.5),
+        "composite only (consensus)": dataclasses.replace(region, blend=False),
+    }
+
+
+def run_rows(batches, config: LDCEConfig, region: RegionConfig, seed: int) -> dict[str, dict[str, Tensor]]:
     backbone, explained, judge = demo.backbone(), demo.classifier(), demo.independent_classifier()
     features = demo.judge_features()
     variants = {
@@ -127,7 +151,8 @@ def run_rows(batches, config: LDCEConfig, seed: int) -> dict[str, dict[str, Tens
         "LDCE (no consensus)": dataclasses.replace(config, guidance="unprojected"),
         "CFG only": dataclasses.replace(config, guidance="free"),
     }
-    rows = {name: Row(explained, features) for name in [*variants, "pixel attack (same L1)"]}
+    regions = region_variants(region)
+    rows = {name: Row(explained, features) for name in [*variants, "pixel attack (same L1)", *regions]}
     for keys, images, sources, targets in batches:
         ldce_l1 = None
         for name, variant in variants.items():
@@ -144,6 +169,11 @@ def run_rows(batches, config: LDCEConfig, seed: int) -> dict[str, dict[str, Tens
         rows["pixel attack (same L1)"].update(
             scores(explained, judge, images, attacked, sources, targets), images, attacked, sources, targets
         )
+        for name, settings in regions.items():
+            inputs = RegionInputs(settings, silhouette(images) if settings.source == "given" else None)
+            result = explain(images, targets, backbone, explained, config, seed=seed, keys=keys, region=inputs)
+            scored = scores(explained, judge, images, result.images, sources, targets)
+            rows[name].update(scored, images, result.images, sources, targets)
     return {name: row.summary() for name, row in rows.items()}
 
 
@@ -153,11 +183,16 @@ def quickstart_config(path: Path) -> LDCEConfig:
     return LDCEConfig(**config["model"]["method"])
 
 
+def region_config(path: Path) -> RegionConfig:
+    """The region settings (``model.region``) of a ``ldce predict`` config."""
+    return RegionConfig(**yaml.safe_load(path.read_text())["model"]["region"])
+
+
 def table(title: str, rows: dict[str, dict[str, Tensor]]) -> str:
     first = next(iter(rows.values()))
     count, already = len(first["flip"]), int((1 - first["open"]).sum())
-    columns = ("flip rate", "indep. agrees", "indep. = source", "L1", "L2", "COUT", "FID (judge)")
-    header = f"{'method':<24} " + " ".join(f"{name:>{width}}" for name, width in zip(columns, WIDTHS, strict=True))
+    columns = ("flip rate", "indep. agrees", "indep. = source", "L1", "L2", "COUT", "FID (judge)", "changed")
+    header = f"{'method':<26} " + " ".join(f"{name:>{width}}" for name, width in zip(columns, WIDTHS, strict=True))
     lines = [
         f"{title} ({count} images; flip rate over the {count - already} not already called the target)",
         header,
@@ -165,8 +200,9 @@ def table(title: str, rows: dict[str, dict[str, Tensor]]) -> str:
     for name, s in rows.items():
         flip_rate = (s["flip"] * s["open"]).sum() / s["open"].sum()
         lines.append(
-            f"{name:<24} {flip_rate:>9.1%} {s['agree'].mean():>13.1%} {s['source'].mean():>15.1%} "
-            f"{s['l1'].mean():>7.1f} {s['l2'].mean():>6.2f} {float(s['cout']):>6.3f} {float(s['fid']):>11.2f}"
+            f"{name:<26} {flip_rate:>9.1%} {s['agree'].mean():>13.1%} {s['source'].mean():>15.1%} "
+            f"{s['l1'].mean():>7.1f} {s['l2'].mean():>6.2f} {float(s['cout']):>6.3f} {float(s['fid']):>11.2f} "
+            f"{s['changed'].mean():>8.1%}"
         )
     return "\n".join(lines)
 
@@ -185,9 +221,9 @@ def main() -> None:
     )
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--config", type=Path, default=Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
-    )
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    parser.add_argument("--config", type=Path, default=configs / "quickstart.yaml")
+    parser.add_argument("--region_config", type=Path, default=configs / "quickstart_minimal.yaml")
     for field in dataclasses.fields(LDCEConfig):
         kind = type(field.default)
         parser.add_argument(
@@ -207,7 +243,7 @@ def main() -> None:
         sets["held-out test slice"] = demo.heldout_batches(args.heldout, args.batch_size)
     for title, batches in sets.items():
         start = time.perf_counter()
-        rows = run_rows(batches, config, args.seed)
+        rows = run_rows(batches, config, region_config(args.region_config), args.seed)
         print(table(title, rows))
         print(f"({time.perf_counter() - start:.0f} s; source → target pairs: {pairs_text()})\n")
 

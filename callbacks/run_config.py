@@ -29,9 +29,11 @@ class SettingsChanged(ValueError):
 
 def run_settings(config: dict[str, Any]) -> dict[str, Any]:
     """What decides a counterfactual in an ``ldce predict`` config, by the flag that sets it."""
-    data = config["data"].get("init_args", config["data"])
+    data, model = config["data"].get("init_args", config["data"]), config["model"]
+    region = {"model.region": model["region"], "model.segmenter": model["segmenter"]}
     return (
-        {f"model.{name}": config["model"][name] for name in MODEL_FIELDS}
+        {f"model.{name}": model[name] for name in MODEL_FIELDS}
+        | (region if model["region"]["source"] != "none" else {})  # folders of runs without a region resume
         | {f"data.{name}": data.get(name) for name in DATA_FIELDS}
         | {"trainer.precision": config["trainer"]["precision"]}
     )

@@ -31,6 +31,7 @@ class TableRow:
     target_confidence: float
     l1: float
     l2: float
+    region_share: float | None
     panel: np.ndarray
 
     @classmethod
@@ -38,6 +39,7 @@ class TableRow:
         """Row ``i`` of a batch's prediction."""
         r = p.result
         consensus = None if r.consensus is None else r.consensus[i]
+        region = None if r.region is None else r.region[i, 0]
         return cls(
             key=p.keys[i],
             source=p.label(int(p.labels[i])),
@@ -47,7 +49,8 @@ class TableRow:
             target_confidence=float(r.target_confidence[i]),
             l1=float(r.l1[i]),
             l2=float(r.l2[i]),
-            panel=panel(p.originals[i], r.images[i], consensus),
+            region_share=None if region is None else float(region.mean()),
+            panel=panel(p.originals[i], r.images[i], consensus, region),
         )
 
     @property

@@ -115,6 +115,9 @@ class CounterfactualWriter(BasePredictionWriter):
         if result.consensus is not None:
             files = replace(files, consensus=f"consensus/{stem}.png")
             store.save_image(Image.fromarray(to_uint8(result.consensus[i]), "L"), self.output_dir / files.consensus)
+        if result.region is not None:
+            files = replace(files, region=f"region/{stem}.png")
+            store.save_image(Image.fromarray(to_uint8(result.region[i, 0]), "L"), self.output_dir / files.region)
         if self.save_steps and result.trace.clean_images is not None:
             files = replace(files, steps=f"steps/{stem}.gif")
             masks = result.trace.consensus_masks
@@ -153,6 +156,8 @@ class CounterfactualWriter(BasePredictionWriter):
             l1=float(r.l1[i]),
             l2=float(r.l2[i]),
             consensus_share=None if r.consensus is None else float(r.consensus[i].mean()),
+            region_share=None if r.region is None else float(r.region[i].mean()),
+            region_growth=None if r.region_growth is None else int(r.region_growth[i]),
         )
 
 

@@ -40,7 +40,8 @@ class InputBatch:
     in its data set); meta: ``B`` JSON dicts of the samples (``{}`` where absent); shards: where each
     came from (``None``: not from a shard); original_keys: the key in its shard where it was renamed
     as a duplicate (else ``None``); failures: the batch's unusable inputs; skipped: keys passed over
-    because they are already done.
+    because they are already done; masks: the region masks that came with the inputs ``(B, 1, H, W)``
+    in [0, 1] (white: may change), NaN for an input without one (``None``: no input has one).
     """
 
     keys: list[str]
@@ -53,6 +54,7 @@ class InputBatch:
     original_keys: list[str | None] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    masks: Tensor | None = None
 
     def __post_init__(self) -> None:
         for name in ("shards", "original_keys"):
@@ -91,7 +93,7 @@ class SkipsKeys(Protocol):
 @dataclass(frozen=True)
 class Decoded:
     """A usable sample: its key, shard and original key (if renamed), image ``(3, H, W)`` in [0, 1],
-    label, target and index (−1: unknown) and its JSON."""
+    label, target and index (−1: unknown), its JSON and its region mask ``(1, H, W)`` (if it has one)."""
 
     key: str
     shard: str | None
@@ -101,6 +103,7 @@ class Decoded:
     target: int
     index: int
     meta: dict
+    mask: Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -131,4 +134,13 @@ def collate(items: list[Decoded | Skipped | Failure], image_size: int) -> InputB
         original_keys=[d.original_key for d in good],
         failures=failures,
         skipped=skipped,
+        masks=_masks(good),
     )
+
+
+def _masks(good: list[Decoded]) -> Tensor | None:
+    """The samples' masks ``(B, 1, H, W)``, NaN where a sample has none (``None`` when none has one)."""
+    if all(d.mask is None for d in good):
+        return None
+    missing = torch.full_like(good[0].image[:1], float("nan"))
+    return torch.stack([missing if d.mask is None else d.mask for d in good])

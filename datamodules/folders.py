@@ -45,6 +45,8 @@ IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "ppm", "pgm", "pbm", "pnm", "b
 """Image entries a sample may carry; the reader takes the first present, in this order (of a multi-frame
 GIF or TIFF, the first frame)."""
 LEFTOVERS = frozenset({"__macosx", "thumbs.db", "desktop.ini", "@eadir", "$recycle.bin", "system volume information"})
+MASK = "mask.png"
+"""A sample's region mask (white: may change): the shard entry, and ``<name>.mask.png`` beside an image file."""
 COLUMNS = {"path": ("path", "file", "filename", "image"), "label": ("label", "class", "source"), "target": ("target",)}
 """A CSV header's names for each column (case ignored)."""
 
@@ -66,8 +68,14 @@ class ShardItem:
 
 
 def is_image_path(path: Path) -> bool:
-    """Whether the extension of ``path`` (case-insensitive) is one of ``IMAGE_EXTENSIONS``."""
-    return path.suffix.lower().lstrip(".") in IMAGE_EXTENSIONS
+    """Whether the extension of ``path`` (case-insensitive) is one of ``IMAGE_EXTENSIONS`` and it is not
+    another image's region mask (``<name>.mask.png``)."""
+    return path.suffix.lower().lstrip(".") in IMAGE_EXTENSIONS and not path.name.lower().endswith("." + MASK)
+
+
+def mask_path(image: Path) -> Path:
+    """Where the region mask of ``image`` lies: ``<name>.mask.png`` beside it."""
+    return image.with_name(f"{image.stem}.{MASK}")
 
 
 def is_leftover(path: Path) -> bool:

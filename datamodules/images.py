@@ -21,8 +21,8 @@ from torch.utils.data import DataLoader, Dataset
 from ldce.checks import validated
 from ldce.classifiers.names import read_class_names
 from ldce.datamodules.batch import UNKNOWN, Decoded, DoneInputs, Failure, Skipped, already_done, collate
-from ldce.datamodules.folders import ShardItem, collect_items, unique_keys
-from ldce.images import ResizeMode, decode_image
+from ldce.datamodules.folders import ShardItem, collect_items, mask_path, unique_keys
+from ldce.images import ResizeMode, decode_image, region_mask
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +46,14 @@ class ImageFiles(Dataset):
         if already_done(self.done, key, label, target):
             return Skipped(key)
         try:
-            image = decode_image(item.path.read_bytes(), self.image_size, self.resize_mode)
+            data, mask = item.path.read_bytes(), mask_path(item.path)
+            image = decode_image(data, self.image_size, self.resize_mode)
+            mask = mask.read_bytes() if mask.is_file() else None
+            region = region_mask(mask, None, data, self.image_size, self.resize_mode)
         except Exception as error:  # one unusable file costs that file, not the run
             return Failure(key, f"{type(error).__name__}: {error}", str(item.path))
         meta = {"path": str(item.path)} | ({} if item.class_name is None else {"class_name": item.class_name})
-        return Decoded(key, str(item.path), None, image, label, target, UNKNOWN, meta)
+        return Decoded(key, str(item.path), None, image, label, target, UNKNOWN, meta, region)
 
 
 class ImageFilesDataModule(LightningDataModule):

@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader
 
 from ldce.checks import class_index, validated
 from ldce.datamodules.batch import UNKNOWN, Decoded, DoneInputs, Failure, Skipped, already_done, collate
-from ldce.datamodules.folders import IMAGE_EXTENSIONS
+from ldce.datamodules.folders import IMAGE_EXTENSIONS, MASK
 from ldce.datamodules.tar_reading import (
     FAILURE,
     ORIGINAL_KEY,
@@ -39,7 +39,7 @@ from ldce.datamodules.tar_reading import (
     duplicate_renames,
     is_local,
 )
-from ldce.images import ResizeMode, decode_image
+from ldce.images import ResizeMode, decode_image, region_mask
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,8 @@ class SampleDecoder:
             raise SampleError(f"missing image (none of {', '.join(IMAGE_EXTENSIONS)})")
         image = decode_image(sample[image_ext], self.image_size, self.resize_mode)
         label, target, index = (UNKNOWN if value is None else value for value in (label, target, index))
-        return Decoded(key, shard, sample.get(ORIGINAL_KEY), image, label, target, index, meta)
+        mask = region_mask(sample.get(MASK), meta.get("box"), sample[image_ext], self.image_size, self.resize_mode)
+        return Decoded(key, shard, sample.get(ORIGINAL_KEY), image, label, target, index, meta, mask)
 
     def _meta(self, sample: dict) -> dict:
         """The sample's JSON dict, ``{}`` when absent."""

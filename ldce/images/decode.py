@@ -28,7 +28,7 @@ from typing import Literal
 
 import numpy as np
 import torch
-from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageDraw, ImageOps, UnidentifiedImageError
 
 from ldce.images.eight_bit import from_uint8
 
@@ -162,3 +162,37 @@ def image_tensor(image: Image.Image, size: int, mode: ResizeMode) -> torch.Tenso
         gray = torch.from_numpy(np.asarray(shown, dtype=np.float32).copy()).clamp_(0.0, 1.0)
         return gray.expand(3, -1, -1).contiguous()
     return from_uint8(np.array(shown, dtype=np.uint8)).permute(2, 0, 1).contiguous()
+
+
+def decode_mask(data: bytes, size: int, mode: ResizeMode) -> torch.Tensor:
+    """A region mask image (white: may change; any mode) → ``FloatTensor (1, size, size)`` in [0, 1],
+    fitted by ``mode`` as its image is."""
+    with _opened(data) as image:
+        image.load()
+        return image_tensor(image, size, mode).mean(0, keepdim=True)
+
+
+def box_mask(data: bytes, box: list[float], size: int, mode: ResizeMode) -> torch.Tensor:
+    """The mask of ``box`` ``[x0, y0, x1, y1]`` (pixels of the encoded image ``data``, x1/y1 exclusive) →
+    ``FloatTensor (1, size, size)`` in [0, 1], fitted by ``mode`` as the image is. ``ValueError`` for a
+    box that is not four numbers or lies outside the image."""
+    if not isinstance(box, list) or len(box) != 4 or not all(isinstance(v, (int, float)) for v in box):
+        raise ValueError(f"box must be [x0, y0, x1, y1] in pixels, got {box!r}")
+    with _opened(data) as image:
+        width, height = image.size
+    x0, y0, x1, y1 = box
+    if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
+        raise ValueError(f"box {box} is not inside the {width}×{height} image")
+    canvas = Image.new("L", (width, height), 0)
+    ImageDraw.Draw(canvas).rectangle([x0, y0, x1 - 1, y1 - 1], fill=255)
+    return image_tensor(canvas, size, mode)[:1]
+
+
+def region_mask(
+    mask: bytes | None, box: list[float] | None, image: bytes, size: int, mode: ResizeMode
+) -> torch.Tensor | None:
+    """An input's region mask ``(1, size, size)``: its mask image, else its box (``[x0, y0, x1, y1]`` in
+    the pixels of ``image``), else ``None``."""
+    if mask is not None:
+        return decode_mask(mask, size, mode)
+    return None if box is None else box_mask(image, box, size, mode)

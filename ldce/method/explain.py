@@ -189,6 +189,8 @@ def explain(
             f"need as many targets and keys as images (≥ 1); got {len(images)} images, "
             f"{len(targets)} targets and {len(keys)} keys"
         )
+    if region is not None and region.masks is not None and len(region.masks) != len(images):
+        raise ValueError(f"need a region mask per image; got {len(region.masks)} masks for {len(images)} images")
     images, targets = images.to(backbone.device), targets.to(backbone.device)
     terms = ldce_terms(config, classifier) + list(extra_terms)
     run = _Run(backbone, classifier, config, terms, seed, record_steps, callback)

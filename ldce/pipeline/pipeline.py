@@ -38,12 +38,22 @@ from ldce.classifiers.wrapper import rescale_warning
 from ldce.compat.legacy import migrate_config
 from ldce.images import to_uint8
 from ldce.method import Counterfactuals, LDCEConfig, explain
+from ldce.method.region import RegionConfig, RegionInputs
 from ldce.pipeline.inputs import as_images, as_targets
 
 log = logging.getLogger(__name__)
 
 OutputType = Literal["pil", "pt", "np"]
-CONFIG_FIELDS = ("backbone", "classifier", "method", "class_names", "speedups", "micro_batch_size")
+CONFIG_FIELDS = (
+    "backbone",
+    "classifier",
+    "method",
+    "class_names",
+    "speedups",
+    "micro_batch_size",
+    "region",
+    "segmenter",
+)
 
 
 @dataclass(frozen=True)
@@ -89,6 +99,8 @@ def _model_parser() -> ArgumentParser:
     parser.add_argument("--class_names", type=list[str] | str | None, default=None)
     parser.add_argument("--speedups", type=Speedups, default=Speedups())
     parser.add_argument("--micro_batch_size", type=PositiveInt | None, default=None)
+    parser.add_argument("--region", type=RegionConfig, default=RegionConfig())
+    parser.add_argument("--segmenter", type=nn.Module | None, default=None)
     return parser
 
 
@@ -103,6 +115,9 @@ class LDCEPipeline:
             number must be the classifier's (checked on the first call).
         micro_batch_size: compute in groups of this many (a counterfactual then does not depend on the
             batch it arrives in).
+        region: where the counterfactuals may differ from the originals (``ldce.method.region``;
+            default: anywhere, LDCE as published); ``given`` takes the ``masks`` of each call.
+        segmenter: the ``segmentation`` region source's model (``ldce.segmenters.clipseg``).
     """
 
     def __init__(
@@ -112,6 +127,8 @@ class LDCEPipeline:
         config: LDCEConfig | None = None,
         class_names: list[str] | str | None = None,
         micro_batch_size: int | None = None,
+        region: RegionConfig | None = None,
+        segmenter: nn.Module | None = None,
     ) -> None:
         for name, value, kind in (("backbone", backbone, Backbone), ("classifier", classifier, nn.Module)):
             if not isinstance(value, kind):
@@ -122,6 +139,7 @@ class LDCEPipeline:
         self.classifier = classifier.eval()
         self.config = config or LDCEConfig()
         self.class_names, self.micro_batch_size = read_class_names(class_names), micro_batch_size
+        self.region, self.segmenter = region or RegionConfig(), segmenter
         if (warning := rescale_warning(classifier, backbone.image_size)) is not None:
             log.warning(warning)
 
@@ -135,7 +153,9 @@ class LDCEPipeline:
         parsed = parser.instantiate(parser.parse_object({k: v for k, v in model.items() if k in CONFIG_FIELDS}))
         backbone = apply_speedups(parsed.backbone, parsed.speedups)
         names = read_class_names(parsed.class_names)
-        return cls(backbone, parsed.classifier, parsed.method, names, parsed.micro_batch_size)
+        return cls(
+            backbone, parsed.classifier, parsed.method, names, parsed.micro_batch_size, parsed.region, parsed.segmenter
+        )
 
     def to(self, device: str | torch.device) -> LDCEPipeline:
         """Move the backbone and the classifier to ``device``; returns the pipeline."""
@@ -143,10 +163,13 @@ class LDCEPipeline:
         self.classifier.to(device)
         return self
 
-    def __call__(self, images: Any, targets: Any, output_type: OutputType = "pil", seed: int = 0) -> LDCEPipelineOutput:
+    def __call__(
+        self, images: Any, targets: Any, output_type: OutputType = "pil", seed: int = 0, masks: Tensor | None = None
+    ) -> LDCEPipelineOutput:
         """Counterfactuals of ``images`` towards ``targets`` (see :mod:`ldce.pipeline.inputs` for what both
-        accept); each image's randomness comes from ``seed`` and its position. Raises ``ValueError`` naming
-        the argument that is wrong."""
+        accept); each image's randomness comes from ``seed`` and its position. ``masks``: the ``given``
+        region of each image, ``(B, 1, H, W)`` in [0, 1] at the backbone's side (white: may change). Raises
+        ``ValueError`` naming the argument that is wrong."""
         if output_type not in ("pil", "pt", "np"):
             raise ValueError(f"output_type must be 'pil', 'pt' or 'np', got {output_type!r}")
         if isinstance(seed, bool) or not isinstance(seed, int):
@@ -158,8 +181,16 @@ class LDCEPipeline:
         if self.class_names is not None and len(self.class_names) != num_classes:
             raise ValueError(f"class_names has {len(self.class_names)} names; the classifier gives {num_classes}")
         classes = as_targets(targets, len(pixels), self.class_names, num_classes)
+        region = RegionInputs(self.region, masks, self.segmenter, predict(logits))
         result = explain(
-            pixels, classes, self.backbone, self.classifier, self.config, seed, micro_batch_size=self.micro_batch_size
+            pixels,
+            classes,
+            self.backbone,
+            self.classifier,
+            self.config,
+            seed,
+            micro_batch_size=self.micro_batch_size,
+            region=region,
         ).cpu()
         return LDCEPipelineOutput(
             images=_as_output(result.images, output_type),

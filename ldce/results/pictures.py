@@ -29,20 +29,31 @@ def consensus_map(consensus: Tensor, size: tuple[int, int]) -> Tensor:
     return heat(F.interpolate(consensus[None, None].float(), size=size, mode="nearest")[0, 0])
 
 
-def panel(original: Tensor, counterfactual: Tensor, consensus: Tensor | None = None) -> np.ndarray:
-    """One row: original | counterfactual | |difference| (normalised) | consensus map (if given).
+def region_view(original: Tensor, region: Tensor) -> Tensor:
+    """The pixel region ``(H, W)`` in [0, 1] coloured (as the consensus map) over the faint original ``(3, H, W)``."""
+    return 0.7 * heat(region.float()) + 0.3 * original
+
+
+def panel(
+    original: Tensor, counterfactual: Tensor, consensus: Tensor | None = None, region: Tensor | None = None
+) -> np.ndarray:
+    """One row: original | counterfactual | |difference| (normalised) | consensus map | region (those given).
 
     original, counterfactual: ``(3, H, W)`` in [0, 1]; consensus: ``(h, w)`` share of steps in
-    consensus, upsampled to ``(H, W)``. Returns ``(H, k·W, 3)`` uint8.
+    consensus, upsampled to ``(H, W)``; region: ``(H, W)`` in [0, 1], where the image may differ,
+    coloured over the faint original. Returns ``(H, k·W, 3)`` uint8.
     """
     diff = (counterfactual - original).abs().sum(0)
     tiles = [original, counterfactual, heat(diff / diff.max().clamp_min(1e-8))]
     if consensus is not None:
         tiles.append(consensus_map(consensus, tuple(original.shape[-2:])))
+    if region is not None:
+        tiles.append(region_view(original, region))
     return np.concatenate([to_uint8(t) for t in tiles], axis=1)
 
 
 PANEL_TITLE = "original | counterfactual | |difference| | consensus"
+REGION_TITLE = PANEL_TITLE + " | region"
 
 
 def grid(
@@ -73,14 +84,19 @@ def grid_picture(output_dir: Path, records: Sequence[Record], scale: int) -> Ima
     rows, captions = [], []
     for r in records:
         try:
-            consensus = None if r.files.consensus is None else read_image(output_dir / r.files.consensus)[0]
+            consensus, region = (
+                None if path is None else read_image(output_dir / path)[0]
+                for path in (r.files.consensus, r.files.region)
+            )
             original, counterfactual = (
                 read_image(output_dir / path) for path in (r.files.original, r.files.counterfactual)
             )
         except (OSError, ValueError) as error:
             log.warning("grid.png leaves out %s: its images cannot be read (%s)", r.key, error)
             continue
-        rows.append(panel(original, counterfactual, consensus))
+        rows.append(panel(original, counterfactual, consensus, region))
         source, target = r.source_name or r.source, r.target_name or r.target
-        captions.append(f"{source} -> {target}: p(target) {r.target_confidence:.2f}")
-    return grid(rows, captions, scale=scale) if rows else None
+        share = "" if r.region_share is None else f", region {r.region_share:.0%}"
+        captions.append(f"{source} -> {target}: p(target) {r.target_confidence:.2f}{share}")
+    title = REGION_TITLE if any(r.files.region for r in records) else PANEL_TITLE
+    return grid(rows, captions, scale=scale, title=title) if rows else None

@@ -36,6 +36,7 @@ class RecordFiles:
     counterfactual: str | None = None
     consensus: str | None = None
     steps: str | None = None
+    region: str | None = None
 
     def paths(self) -> list[str]:
         """The paths that are set."""
@@ -56,7 +57,10 @@ class Record:
     the target; seed: the run's seed; meta: the sample's own JSON;
     source_prediction / source_confidence and prediction / confidence: the classifier on the original
     and on the counterfactual; target_confidence: ``p(target | x_cf)``; l1 / l2: ``||x − x_cf||``
-    per image on [0, 1] pixels; consensus_share: mean share of steps in consensus.
+    per image on [0, 1] pixels; consensus_share: mean share of steps in consensus; with a region
+    (``model.region``): region_share, the mean of the pixel region ``M`` (1.0 where the uncomposited
+    counterfactual was kept), and region_growth, the times the region grew to keep the flip (−1: the
+    uncomposited counterfactual was kept).
     """
 
     key: str
@@ -86,6 +90,8 @@ class Record:
     l1: float | None = None
     l2: float | None = None
     consensus_share: float | None = None
+    region_share: float | None = None
+    region_growth: int | None = None
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -136,11 +142,13 @@ class Record:
 
 def run_means(records: list[Record]) -> dict[str, float | None]:
     """Means over the records of the run's own facts: ``flipped`` (as flip_rate, over the inputs not
-    already at their target), ``target_confidence``, ``l1``, ``l2``."""
+    already at their target), ``target_confidence``, ``l1``, ``l2`` and, of the records with a region,
+    ``region_share``."""
     values = {
         "flip_rate": [float(r.flipped) for r in records if not r.already_target],
         "target_confidence": [r.target_confidence for r in records],
         "l1": [r.l1 for r in records],
         "l2": [r.l2 for r in records],
+        "region_share": [r.region_share for r in records if r.region_share is not None],
     }
     return {name: math.fsum(v) / len(v) if v else None for name, v in values.items()}

@@ -4,6 +4,7 @@ Layout of ``<output_dir>`` (``<name>`` is :func:`file_stem` of the sample's key)
 
     original/<name>.png, counterfactual/<name>.png   one pair per explained input
     consensus/<name>.png                              share of steps in consensus per latent pixel
+    region/<name>.png                                 with a region: where the image may differ (pixels)
     steps/<name>.gif                                  optional: x̂0 per step | consensus mask
     records/<rank>-<id>.jsonl                         one part per batch and rank (a JSON line per input)
     records.jsonl                                     all parts merged, newest record per key
@@ -65,7 +66,7 @@ def file_stem(key: str) -> str:
     return f"{slug or 'key'}~{hashlib.sha256(key.encode()).hexdigest()[:16]}"
 
 
-RESULTS = ("records", "records.jsonl", "original", "counterfactual", "consensus", "steps", "grid.png")
+RESULTS = ("records", "records.jsonl", "original", "counterfactual", "consensus", "region", "steps", "grid.png")
 RESULTS += ("summary.json", "metrics.json")
 """What a run writes into a results folder besides its config and manifest (removed by an overwrite)."""
 

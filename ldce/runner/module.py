@@ -22,6 +22,7 @@ from ldce.classifiers.wrapper import rescale_warning
 from ldce.datamodules.batch import Failure, InputBatch
 from ldce.method import Counterfactuals, LDCEConfig, explain
 from ldce.method.guided import StepRecord
+from ldce.method.region import RegionConfig, RegionInputs
 from ldce.method.schedule import start_index
 from ldce.method.terms import GuidanceTerm
 from ldce.runner.prediction import Prediction
@@ -50,6 +51,9 @@ class CounterfactualModule(LightningModule):
         micro_batch_size: compute the inputs in groups of exactly this many (the last padded): a
             counterfactual is then bitwise the same whatever the batch size and number of processes.
         speedups: the backbone's speed and memory switches; none changes a result beyond round-off.
+        region: where the counterfactual may differ from the original (``ldce.method.region``); the
+            default ``source: none`` is LDCE as published.
+        segmenter: the ``segmentation`` region source's model, e.g. ``ldce.segmenters.clipseg``.
         image_size: the side of the images the data delivers, in pixels; ``ldce predict`` sets it from
             the datamodule and it must equal the backbone's (checked before any work).
     """
@@ -69,6 +73,8 @@ class CounterfactualModule(LightningModule):
         on_error: OnError = "skip",
         micro_batch_size: PositiveInt | None = None,
         speedups: Speedups = Speedups(),
+        region: RegionConfig = RegionConfig(),
+        segmenter: nn.Module | None = None,
         image_size: PositiveInt | None = None,
     ) -> None:
         super().__init__()
@@ -87,6 +93,9 @@ class CounterfactualModule(LightningModule):
         self.extra_terms = list(extra_terms)
         self.record_steps, self.step_progress = record_steps, step_progress
         self.on_error, self.micro_batch_size = on_error, micro_batch_size
+        if region.source == "segmentation" and segmenter is None:
+            raise ValueError("model.region.source segmentation needs model.segmenter (ldce.segmenters.clipseg)")
+        self.region, self.segmenter = region, segmenter
 
     def on_predict_start(self) -> None:
         """Check, before any input is explained, that the class names and the target policy fit the
@@ -112,9 +121,7 @@ class CounterfactualModule(LightningModule):
         if failures and self.on_error == "fail":
             raise RuntimeError(f"unusable inputs (on_error=fail): {failures[0].key}: {failures[0].reason}")
         keep = (classes.targets >= 0).nonzero().squeeze(1).tolist()
-        result = (
-            self._explain(batch.images[keep], classes.targets[keep], [batch.keys[i] for i in keep]) if keep else None
-        )
+        result = self._explain(batch, classes, keep) if keep else None
         return Prediction(
             keys=[batch.keys[i] for i in keep],
             meta=[batch.meta[i] for i in keep],
@@ -134,7 +141,11 @@ class CounterfactualModule(LightningModule):
             skipped=list(batch.skipped),
         )
 
-    def _explain(self, images: Tensor, targets: Tensor, keys: list[str]) -> Counterfactuals:
+    def _explain(self, batch: InputBatch, classes: Classes, keep: list[int]) -> Counterfactuals:
+        """The counterfactuals of the inputs ``keep`` of ``batch``."""
+        images, targets, keys = batch.images[keep], classes.targets[keep], [batch.keys[i] for i in keep]
+        masks = None if batch.masks is None else batch.masks[keep]
+        region = RegionInputs(self.region, masks, self.segmenter, classes.sources[keep])
         size = self.micro_batch_size or len(keys)
         steps = -(-len(keys) // size) * start_index(self.method.strength, self.method.ddim_steps)
         show = self.step_progress and steps > 0 and (self._trainer is None or self.trainer.is_global_zero)
@@ -153,7 +164,16 @@ class CounterfactualModule(LightningModule):
                 micro_batch_size=self.micro_batch_size,
                 extra_terms=self.extra_terms,
                 record_steps=self.record_steps,
+                region=region,
             )
+
+    def _unmasked(self, batch: InputBatch, targets: Tensor) -> list[int]:
+        """The inputs still to explain that lack the mask the ``given`` region source needs."""
+        if self.region.source != "given":
+            return []
+        masks = batch.masks
+        missing = [masks is None or bool(masks[i].isnan().any()) for i in range(len(batch.keys))]
+        return [i for i, lacks in enumerate(missing) if lacks and targets[i] >= 0]
 
     def _classes(self, batch: InputBatch, failures: list[Failure]) -> Classes:
         """Each input's source (its label, or the classifier's prediction where it has none), its target
@@ -173,7 +193,14 @@ class CounterfactualModule(LightningModule):
             log.warning("cannot explain %s (recorded as failed): %s", batch.keys[i], reason)
             failures.append(Failure(batch.keys[i], reason, batch.shards[i]))
         targets = torch.where(targets >= num_classes, -1, targets)
+        for i in self._unmasked(batch, targets):
+            log.warning("cannot explain %s (recorded as failed): %s", batch.keys[i], NO_MASK)
+            failures.append(Failure(batch.keys[i], NO_MASK, batch.shards[i]))
+            targets[i] = -1
         return Classes(sources, targets, labels < 0, predicted == targets)
+
+
+NO_MASK = "no region mask (mask.png or a box in the shard sample, <name>.mask.png beside a file)"
 
 
 def _unusable(label: int, target: int, num_classes: int, policy: TargetPolicy) -> str:

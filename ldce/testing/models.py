@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from diffusers import AutoencoderKL, DiTTransformer2DModel, UNet2DConditionModel
 from torch import nn
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+from transformers import CLIPSegConfig, CLIPSegForImageSegmentation, CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from ldce.backbones import ldm_config
 from ldce.backbones.class_conditional import ClassConditionalLDM
@@ -136,6 +136,32 @@ def tiny_clip_tokenizer() -> CLIPTokenizer:
         vocab[char] = len(vocab)
         vocab[char + "</w>"] = len(vocab)
     return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
+
+
+def save_tiny_clipseg(folder: str, image_size: int = 32, seed: int = 0) -> str:
+    """A random-weight CLIPSeg (2-layer text and vision towers, width 32) and the character tokenizer,
+    saved to ``folder`` as ``ldce.segmenters.clipseg`` loads them; returns ``folder``."""
+    tokenizer = tiny_clip_tokenizer()
+    config = CLIPSegConfig(
+        text_config=clip_text_config(len(tokenizer), 32).to_dict(),
+        vision_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": image_size,
+            "patch_size": 8,
+        },
+        projection_dim=16,
+        extract_layers=[0, 1],
+        reduce_dim=16,
+        decoder_num_attention_heads=2,
+        decoder_intermediate_size=32,
+    )
+    torch.manual_seed(seed)
+    CLIPSegForImageSegmentation(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
 
 
 def clip_text_config(

@@ -1,13 +1,16 @@
-"""The pixel-space composite of a region-constrained counterfactual, and how it keeps the flip.
+"""The pixel-space composite of a region-constrained counterfactual: the smallest part of the change that
+convinces the classifier.
 
-For growth ``k = 0, 1, …, K`` (``K = growth``) and the samples not yet settled:
+Each pixel's claim to change is ``s = S ⊙ mean₃ₓ₃(maxᶜ |x_cf − x|)`` (``S`` the region source's score,
+upsampled; 0: never changes). For ``k = 0 … K`` (``K = growth``) and the samples not yet settled:
 
-    M_k = pixel_mask(dilate(R, k), feather)                 (B, 1, H, W)
-    x_k = M_k ⊙ x_cf + (1 − M_k) ⊙ x                         pixels outside M_k are the original's, exactly
-    settle the samples whose classifier decision on x_k is the target, with x_k
+    q_k = q_0^(1 − k/K)                                      q_0 = ``composite_share``: a ladder up to 1
+    M_k = box_f(top q_k of the pixels with s > 0)           (B, 1, H, W), feathered f pixels outward
+    x_k = M_k ⊙ x_cf + (1 − M_k) ⊙ x                         pixels where M_k = 0 are the original's, exactly
+    settle the samples with p(y_t | x_k) ≥ ``confidence`` (argmax the target) with x_k
 
-A sample none of whose composites reaches the target keeps the uncomposited ``x_cf`` (``growth`` −1), unless
-``x_cf`` misses the target too: then the closer ``x_0`` is kept (``growth`` 0), as nothing is lost.
+A sample that never settles takes the smallest ``x_k`` the classifier calls the target; failing that the
+uncomposited ``x_cf`` (growth −1) if it is called the target, else ``x_0`` (growth 0): nothing is lost.
 """
 
 from __future__ import annotations
@@ -15,10 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ldce.classifiers.logits import predict
-from ldce.method.region.masks import dilate, pixel_mask
+from ldce.classifiers.logits import predict, target_probability
 
 UNCOMPOSITED = -1
 
@@ -33,29 +36,60 @@ class Composite:
     growth: Tensor
 
 
+def change_score(images: Tensor, counterfactuals: Tensor, source_score: Tensor) -> Tensor:
+    """``s = S ⊙ mean₃ₓ₃(maxᶜ |x_cf − x|)``: ``(B, 3, H, W)`` × 2, ``S`` ``(B, 1, H, W)`` ≥ 0 → ``(B, 1, H, W)``."""
+    change = (counterfactuals - images).abs().amax(1, keepdim=True)
+    return source_score * F.avg_pool2d(change, 3, stride=1, padding=1, count_include_pad=False)
+
+
+def top_share_mask(score: Tensor, share: float, feather: int) -> Tensor:
+    """``box_f`` of the top ``share`` of the pixels with ``score > 0`` ``(B, 1, H, W)``, per sample, in [0, 1]."""
+    flat = score.flatten(1)
+    count = (flat > 0).sum(1, keepdim=True).clamp_min(1)
+    ranks = flat.argsort(1, descending=True).argsort(1)
+    mask = ((ranks < (share * count).ceil()) & (flat > 0)).float().view_as(score)
+    if feather == 0:
+        return mask
+    return F.avg_pool2d(mask, 2 * feather + 1, stride=1, padding=feather, count_include_pad=False).clamp(0, 1)
+
+
+def ladder(share: float, growth: int) -> list[float]:
+    """``q_k = share^(1 − k/K)`` for ``k = 0 … K``: from ``share`` up to 1 (``[share]`` for ``K = 0``)."""
+    return [share ** (1 - k / growth) for k in range(growth + 1)] if growth else [share]
+
+
 @torch.no_grad()
 def composite(
     images: Tensor,
     counterfactuals: Tensor,
-    region: Tensor,
+    score: Tensor,
     targets: Tensor,
     classifier: nn.Module,
     feather: int,
+    share: float,
     growth: int,
+    confidence: float,
 ) -> Composite:
-    """The composite of the module docstring; images / counterfactuals ``(B, 3, H, W)`` in [0, 1], region
-    bool ``(B, h, w)``, targets int64 ``(B,)``."""
-    size = tuple(images.shape[-2:])
+    """The composite of the module docstring: images / counterfactuals ``(B, 3, H, W)`` in [0, 1], score
+    ``(B, 1, H, W)`` (:func:`change_score`), targets int64 ``(B,)``."""
     final, masks = counterfactuals.clone(), torch.ones_like(images[:, :1])
     used = torch.full_like(targets, UNCOMPOSITED)
     flipped = predict(classifier(counterfactuals)) == targets
+    first_flip: dict[int, tuple[int, Tensor, Tensor]] = {}
     pending = torch.ones_like(targets, dtype=torch.bool)
-    for k in range(growth + 1):
-        mask = pixel_mask(dilate(region, k), size, feather)
+    for k, q in enumerate(ladder(share, growth)):
+        mask = top_share_mask(score, q, feather)
         candidate = mask * counterfactuals + (1 - mask) * images
-        settled = pending & ((predict(classifier(candidate)) == targets) | (~flipped & (k == 0)))
+        logits = classifier(candidate)
+        hits = predict(logits) == targets
+        for i in (pending & hits).nonzero().squeeze(1).tolist():
+            first_flip.setdefault(i, (k, candidate[i], mask[i]))
+        settled = pending & ((hits & (target_probability(logits, targets) >= confidence)) | (~flipped & (k == 0)))
         final[settled], masks[settled], used[settled] = candidate[settled], mask[settled], k
         pending &= ~settled
         if not pending.any():
             break
+    for i in pending.nonzero().squeeze(1).tolist():
+        if i in first_flip:
+            used[i], final[i], masks[i] = first_flip[i]
     return Composite(final, masks, used)

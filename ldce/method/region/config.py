@@ -37,12 +37,17 @@ class RegionConfig:
             test; ``segmentation`` and ``given``: the mask value (in [0, 1]) above which a pixel is inside.
         share: ``gradient``: the share of latent pixels with the largest classifier gradient.
         dilation: latent pixels the region grows by (square neighbourhood) before it is applied.
-        warmup: guided steps before the region is applied (the denoising is unconstrained until then).
-        composite: compose the final image as ``M ⊙ x_cf + (1 − M) ⊙ x`` with the feathered region ``M``,
-            growing it (``growth``) or keeping the uncomposited counterfactual when the classifier does
-            not call the composite the target.
+        blend: keep the original's trajectory outside the region during denoising (RePaint-style);
+            false: the region acts through the composite only.
+        warmup: guided steps before the region is applied during denoising (unconstrained until then).
+        composite: compose the final image as ``M ⊙ x_cf + (1 − M) ⊙ x`` with ``M`` the top share of the
+            changed pixels inside the region, feathered, the share growing until the classifier is
+            convinced (``ldce.method.region.composite``).
         feather: width in pixels of the soft edge of ``M`` (a box blur: ``M`` is exactly 0 farther out).
-        growth: how many times the region may grow by one latent pixel to keep the flip.
+        composite_share: the share of the changed pixels of the region the composite starts from.
+        growth: rungs of the composite's ladder of shares, from ``composite_share`` up to the whole region.
+        confidence: the probability of the target the composite must reach (else the smallest that
+            flips, else the uncomposited counterfactual).
         mask_alpha: ``segmentation``: the sharpness of the sigmoid (the original's ``mask_alpha``).
     """
 
@@ -50,10 +55,13 @@ class RegionConfig:
     threshold: ClosedUnitInterval = 0.5
     share: OpenUnitInterval = 0.25
     dilation: NonNegativeInt = 1
+    blend: bool = True
     warmup: NonNegativeInt = 3
     composite: bool = True
-    feather: NonNegativeInt = 2
-    growth: NonNegativeInt = 3
+    feather: NonNegativeInt = 1
+    composite_share: OpenUnitInterval = 0.05
+    growth: NonNegativeInt = 10
+    confidence: ClosedUnitInterval = 0.8
     mask_alpha: PositiveFloat = 5.0
 
     def __post_init__(self) -> None:

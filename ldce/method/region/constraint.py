@@ -6,10 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ldce.classifiers.logits import predict
-from ldce.method.region.composite import UNCOMPOSITED, Composite, composite
+from ldce.method.region.composite import UNCOMPOSITED, Composite, change_score, composite
 from ldce.method.region.config import RegionConfig
 from ldce.method.region.hook import RegionHook, estimate
 from ldce.method.region.masks import latent_region, pixel_mask, sharpened
@@ -33,8 +34,10 @@ class RegionInputs:
     def __post_init__(self) -> None:
         if self.config.source == "given" and self.masks is None:
             raise ValueError("region source 'given' needs a mask for every input (mask.png or a box)")
+        if self.masks is not None and (self.masks.ndim != 4 or self.masks.shape[1] != 1):
+            raise ValueError(f"region masks must be (B, 1, H, W), got {tuple(self.masks.shape)}")
         if self.config.source == "segmentation" and self.segmenter is None:
-            raise ValueError("region source 'segmentation' needs a segmentation model (region_model)")
+            raise ValueError("region source 'segmentation' needs a segmentation model (model.segmenter)")
 
     def rows(self, indices: list[int]) -> RegionInputs:
         """The inputs of the samples ``indices`` (a group of one ``explain`` call)."""
@@ -60,7 +63,8 @@ def start(
 ) -> RegionHook:
     """The step hook of a group: images ``(B, 3, H, W)``; z0, xi ``(B, C, h, w)``."""
     fixed = _fixed_region(inputs, images, classifier, tuple(z0.shape[-2:]))
-    return RegionHook(estimate(inputs.config, fixed), inputs.config.warmup, z0, xi, grid)
+    config = inputs.config
+    return RegionHook(estimate(config, fixed), config.blend, config.warmup, z0, xi, grid)
 
 
 def finish(
@@ -72,8 +76,13 @@ def finish(
     classifier: nn.Module,
 ) -> Composite:
     """The final images, the pixel region each used and its growth (see ``ldce.method.region.composite``)."""
-    region = hook.applied if hook.applied is not None else hook.estimate.region()
-    if config.composite:
-        return composite(images, counterfactuals, region, targets, classifier, config.feather, config.growth)
-    mask = pixel_mask(region, tuple(images.shape[-2:]), 0)
-    return Composite(counterfactuals, mask, torch.full_like(targets, UNCOMPOSITED))
+    size = tuple(images.shape[-2:])
+    if not config.composite:
+        region = hook.applied if hook.applied is not None else hook.estimate.region()
+        return Composite(counterfactuals, pixel_mask(region, size, 0), torch.full_like(targets, UNCOMPOSITED))
+    source = F.interpolate(hook.estimate.score()[:, None].float(), size=size, mode="bilinear", align_corners=False)
+    if hook.applied is not None:  # blended: nothing outside the applied region may change
+        source = source * pixel_mask(hook.applied, size, 0)
+    score = change_score(images, counterfactuals, source)
+    ladder = (config.composite_share, config.growth, config.confidence)
+    return composite(images, counterfactuals, score, targets, classifier, config.feather, *ladder)

@@ -6,8 +6,9 @@ After the guided DDIM update of grid index ``i`` (``a' = a_prev_i``; ``z0`` the 
     z ← R ⊙ z + (1 − R) ⊙ (√a'·z0 + √(1 − a')·ξ)        (i > 0; blended / RePaint-style latent diffusion)
     z ← R ⊙ z + (1 − R) ⊙ z0                              (i = 0: the final latent keeps the original)
 
-from the ``warmup``-th guided step on. The region comes from a :class:`RegionEstimate`: fixed
-(``given``, ``segmentation``) or re-estimated from every step's record (``consensus``, ``gradient``).
+from the ``warmup``-th guided step on (never without ``blend``). The region comes from a
+:class:`RegionEstimate`: fixed (``given``, ``segmentation``) or re-estimated from every step's record
+(``consensus``, ``gradient``); its soft ``score`` ranks the pixels of the composite.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ class RegionEstimate(Protocol):
 
     def region(self) -> Tensor: ...
 
+    def score(self) -> Tensor:
+        """Each latent pixel's claim to be changed, float ``(B, h, w)`` in [0, 1] (0: never)."""
+
 
 class FixedRegion:
     """A region known before denoising (``given``, ``segmentation``)."""
@@ -42,6 +46,9 @@ class FixedRegion:
 
     def region(self) -> Tensor:
         return self.fixed
+
+    def score(self) -> Tensor:
+        return self.fixed.float()
 
 
 class ConsensusRegion:
@@ -62,6 +69,10 @@ class ConsensusRegion:
     def region(self) -> Tensor:
         return consensus_region(self.passed / self.steps, self.threshold, self.radius)
 
+    def score(self) -> Tensor:
+        """The share of steps in consensus (a pixel never in consensus is never changed)."""
+        return self.passed / self.steps
+
 
 class GradientRegion:
     """The top ``share`` of latent pixels by the classifier term's saliency at the latest step."""
@@ -80,6 +91,11 @@ class GradientRegion:
     def region(self) -> Tensor:
         return top_share_region(self.saliency, self.share, self.radius)
 
+    def score(self) -> Tensor:
+        """The latest saliency over its per-sample maximum."""
+        flat = self.saliency.flatten(1).float()
+        return (flat / flat.amax(1, keepdim=True).clamp_min(1e-12)).view_as(self.saliency)
+
 
 def estimate(config: RegionConfig, fixed: Tensor | None) -> RegionEstimate:
     """The estimate of ``config.source``; ``fixed`` ``(B, h, w)`` for ``given`` and ``segmentation``."""
@@ -97,13 +113,16 @@ class RegionHook:
 
     Args:
         estimate: where the region comes from.
+        blend: apply the region during denoising (else only observe).
         warmup: guided steps before the region is applied.
         z0: the originals' encodings ``(B, C, h, w)``; xi: the samples' start noise ``(B, C, h, w)``.
         grid: the DDIM grid, on the latents' device.
     """
 
-    def __init__(self, estimate: RegionEstimate, warmup: int, z0: Tensor, xi: Tensor, grid: DDIMGrid) -> None:
-        self.estimate, self.warmup = estimate, warmup
+    def __init__(
+        self, estimate: RegionEstimate, blend: bool, warmup: int, z0: Tensor, xi: Tensor, grid: DDIMGrid
+    ) -> None:
+        self.estimate, self.blend, self.warmup = estimate, blend, warmup
         self.z0, self.xi, self.grid = z0, xi, grid
         self.steps = 0
         self.applied: Tensor | None = None
@@ -112,7 +131,7 @@ class RegionHook:
         """z: ``z_prev`` ``(B, C, h, w)`` after the update of grid index ``index``."""
         self.estimate.observe(record)
         self.steps += 1
-        if self.steps < self.warmup and index > 0:
+        if not self.blend or (self.steps < self.warmup and index > 0):
             return z
         self.applied = self.estimate.region()
         level = self.grid.alphas_prev[index]

@@ -1,0 +1,220 @@
+"""Region-constrained LDCE: the original kept outside a region in the latent trajectory and in the final
+pixels, the composite's growth and fallback, regions per sample, and every source end to end."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import tarfile
+
+import pytest
+import torch
+from cli_helpers import good_sample, ldce, ldce_run, png, records, summary, tiny_config, write_shard
+from PIL import Image
+from toy import ToyBackbone, toy_classifier, toy_images
+
+from ldce.method import LDCEConfig, explain
+from ldce.method.region import UNCOMPOSITED, RegionConfig, RegionInputs
+from ldce.method.region.composite import composite, ladder
+from ldce.testing.models import save_tiny_clipseg
+
+CONFIG = LDCEConfig(ddim_steps=10, strength=0.6, scale=3.0)
+TARGETS = torch.tensor([1, 2, 3, 4])
+
+
+def _explain(region: RegionInputs | None, images=None, targets=TARGETS, keys=None, micro_batch_size=None):
+    images = toy_images(len(targets)) if images is None else images
+    return explain(
+        images,
+        targets,
+        ToyBackbone(),
+        toy_classifier(),
+        CONFIG,
+        0,
+        keys,
+        micro_batch_size=micro_batch_size,
+        region=region,
+    )
+
+
+def test_region_none_is_ldce_as_published_bit_for_bit():
+    plain, none = _explain(None), _explain(RegionInputs(RegionConfig()))
+    assert torch.equal(plain.images, none.images) and torch.equal(plain.latents, none.latents)
+    assert none.region is None and none.region_growth is None
+
+
+def test_outside_a_given_region_the_final_latent_is_the_originals_and_composite_pixels_are_exact():
+    images = toy_images(4)
+    masks = torch.zeros(4, 1, 8, 8)
+    masks[:, :, :, :4] = 1  # the left half may change
+    config = RegionConfig(source="given", dilation=0, warmup=0, feather=0, confidence=0.0)
+    result = _explain(RegionInputs(config, masks), images)
+    z0 = ToyBackbone().encode(images)
+    assert torch.equal(result.latents[..., 2:], z0[..., 2:]), "latent columns 2-3 lie outside the region"
+    assert not torch.equal(result.latents[..., :2], z0[..., :2])
+    composited = result.region_growth >= 0
+    assert composited.any()
+    outside = (result.region == 0).expand_as(images)
+    assert torch.equal(result.images[composited][outside[composited]], images[composited][outside[composited]])
+    assert (result.region[~composited] == 1).all()
+
+
+class _Threshold(torch.nn.Module):
+    """Class 1 when the mean pixel exceeds ``level``, else class 0 (two logits)."""
+
+    def __init__(self, level: float) -> None:
+        super().__init__()
+        self.level = level
+
+    def forward(self, images):
+        score = 50 * (images.mean((1, 2, 3)) - self.level)
+        return torch.stack([-score, score], 1)
+
+
+def _composite(level: float, growth: int = 4):
+    images, counterfactuals = torch.zeros(1, 3, 10, 10), torch.ones(1, 3, 10, 10)
+    score = torch.linspace(1, 0.01, 100).view(1, 1, 10, 10)  # every pixel changed, ranked row by row
+    return composite(images, counterfactuals, score, torch.tensor([1]), _Threshold(level), 0, 0.1, growth, 0.5)
+
+
+def test_the_composite_grows_along_its_ladder_until_the_classifier_says_the_target():
+    assert ladder(0.1, 4) == pytest.approx([0.1, 0.1**0.75, 0.1**0.5, 0.1**0.25, 1.0])
+    small, larger = _composite(0.05), _composite(0.4)
+    assert small.growth.tolist() == [0] and small.masks.mean().item() == pytest.approx(0.1)
+    assert larger.growth.tolist() == [3] and larger.masks.mean().item() == pytest.approx(0.57)
+    assert torch.equal(larger.images, larger.masks.expand(1, 3, 10, 10))
+
+
+def test_a_composite_that_never_convinces_keeps_the_uncomposited_counterfactual_or_the_original():
+    kept = _composite(0.999, growth=0)  # only the whole image is bright enough; the ladder stops at 10 %
+    assert kept.growth.tolist() == [UNCOMPOSITED] and torch.equal(kept.images, torch.ones(1, 3, 10, 10))
+    assert (kept.masks == 1).all()
+    nothing = _composite(1.5)  # not even the counterfactual flips: the smallest composite is kept
+    assert nothing.growth.tolist() == [0] and nothing.masks.mean().item() == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("source", ["consensus", "gradient"])
+def test_regions_are_per_sample_and_independent_of_the_batch(source):
+    images, keys = toy_images(4), ["a", "b", "c", "d"]
+    config = RegionConfig(source=source, threshold=0.05, share=0.3, dilation=0, warmup=2)
+    together = _explain(RegionInputs(config), images, keys=keys, micro_batch_size=2)
+    order = [3, 1, 2, 0]
+    apart = _explain(RegionInputs(config), images[order], TARGETS[order], [keys[i] for i in order], micro_batch_size=2)
+    for field in ("images", "region", "region_growth", "latents"):
+        assert torch.equal(getattr(together, field)[order], getattr(apart, field)), field
+    assert together.region.flatten(1).sum(1).unique().numel() > 1, "each sample has its own region"
+
+
+def test_a_source_that_needs_what_is_missing_says_so():
+    with pytest.raises(ValueError, match="'given' needs a mask"):
+        RegionInputs(RegionConfig(source="given"))
+    with pytest.raises(ValueError, match="needs consensus guidance"):
+        explain(
+            toy_images(1),
+            TARGETS[:1],
+            ToyBackbone(),
+            toy_classifier(),
+            dataclasses.replace(CONFIG, guidance="unprojected"),
+            region=RegionInputs(RegionConfig(source="consensus")),
+        )
+
+
+def test_segmentation_runs_end_to_end_with_a_random_clipseg_and_writes_the_region(tmp_path):
+    names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+    images = tmp_path / "photos"
+    images.mkdir()
+    for i in range(2):
+        (images / f"p{i}.png").write_bytes(png(i))
+    segmenter = {
+        "class_path": "ldce.segmenters.clipseg",
+        "init_args": {"path": save_tiny_clipseg(str(tmp_path / "clipseg")), "class_names": names},
+    }
+    config = tiny_config(tmp_path, "unused.tar", class_names=names, region={"source": "segmentation", "threshold": 0.3})
+    out = tmp_path / "out"
+    ldce(
+        "explain",
+        str(images),
+        "--config",
+        str(config),
+        "--target",
+        "Coat",
+        "--output_dir",
+        str(out),
+        "--model.segmenter",
+        str(segmenter).replace("'", '"'),
+        "--wandb.mode",
+        "disabled",
+    )
+    done = records(out)
+    assert len(done) == 2 and all(0 < r["region_share"] <= 1 for r in done)
+    for record in done:
+        region = Image.open(out / record["files"]["region"])
+        assert region.mode == "L" and region.size == (32, 32)
+    assert summary(out)["metrics"]["region_share"] == pytest.approx(sum(r["region_share"] for r in done) / 2)
+    assert Image.open(out / "grid.png").width == 5 * 32 * 4  # original | cf | |diff| | consensus | region
+
+
+def test_given_masks_come_beside_the_files_and_an_input_without_one_fails_by_name(tmp_path):
+    images = tmp_path / "photos"
+    images.mkdir()
+    for i in range(2):
+        (images / f"p{i}.png").write_bytes(png(i))
+    mask = Image.new("L", (32, 32), 0)
+    mask.paste(255, (0, 0, 16, 32))
+    mask.save(images / "p0.mask.png")
+    config = tiny_config(tmp_path, "unused.tar", region={"source": "given", "feather": 0, "confidence": 0.0})
+    out = tmp_path / "out"
+    ldce(
+        "explain",
+        str(images),
+        "--config",
+        str(config),
+        "--target",
+        "4",
+        "--output_dir",
+        str(out),
+        "--wandb.mode",
+        "disabled",
+    )
+    by_key = {r["key"]: r for r in records(out)}
+    assert set(by_key) == {"p0", "p1"}, "the mask is not an input of its own"
+    assert by_key["p1"]["status"] == "failed" and "no region mask" in by_key["p1"]["reason"]
+    done = by_key["p0"]
+    assert done["status"] == "done"
+    assert done["region_share"] == 1.0 if done["region_growth"] == UNCOMPOSITED else done["region_share"] <= 0.5
+
+
+def test_a_shard_sample_brings_its_mask_or_a_box_and_ldce_shards_packs_masks(tmp_path):
+    half = Image.new("L", (32, 32), 0)
+    half.paste(255, (0, 0, 16, 32))
+    buffer = io.BytesIO()
+    half.save(buffer, format="PNG")
+    with_mask, with_box, bare = good_sample(0), good_sample(1), good_sample(2)
+    with_mask["mask.png"] = buffer.getvalue()
+    with_box["json"] = json.dumps({"box": [0, 0, 8, 32]}).encode()
+    write_shard(tmp_path / "a.tar", [with_mask, with_box, bare])
+    config = tiny_config(tmp_path, str(tmp_path / "a.tar"), region={"source": "given", "feather": 0})
+    ldce("predict", "--config", str(config), "--output_dir", str(tmp_path / "out"))
+    by_key = {r["key"]: r for r in records(tmp_path / "out")}
+    assert [by_key[k]["status"] for k in ("s000", "s001", "s002")] == ["done", "done", "failed"]
+    for key, largest in (("s000", 0.5), ("s001", 0.25)):
+        record = by_key[key]
+        assert record["region_share"] <= largest or record["region_growth"] == UNCOMPOSITED
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "p.png").write_bytes(png(3))
+    half.save(folder / "p.mask.png")
+    ldce("shards", "--input", str(folder), "--output", str(tmp_path / "packed-%d.tar"))
+    with tarfile.open(tmp_path / "packed-0.tar") as tar:
+        assert sorted(m.name for m in tar) == ["p.json", "p.mask.png", "p.png"]
+
+
+def test_a_results_folder_refuses_to_resume_with_other_region_settings(tmp_path):
+    write_shard(tmp_path / "a.tar", [good_sample(0)])
+    config = tiny_config(tmp_path, str(tmp_path / "a.tar"), region={"source": "consensus", "threshold": 0.1})
+    out = str(tmp_path / "out")
+    ldce("predict", "--config", str(config), "--output_dir", out)
+    changed = ldce_run("-q", "predict", "--config", str(config), "--output_dir", out, "--model.region.threshold", "0.2")
+    assert changed.returncode == 2 and "model.region.threshold: 0.1 → 0.2" in changed.stderr
