@@ -94,11 +94,13 @@ def _files(folder: Path, recursive: bool) -> list[Path]:
             continue
         if is_image_path(path):
             found.append(path)
+        elif path.name.lower().endswith("." + MASK):
+            continue  # a region mask, read with its image
         else:
             others[path.suffix.lower() or "(no extension)"] += 1
     if others:
         skipped = _count(sum(others.values()), "file")
-        log.warning("%s: skipped %s that are not images (%s)", folder, skipped, dict(others))
+        log.warning("%s: skipped %s (not images: %s)", folder, skipped, dict(others))
     return found
 
 
@@ -127,7 +129,11 @@ def _folder_labels(folders: list[Path], class_names: Sequence[str] | None) -> di
     if class_names is None:
         labels = {folder: label for label, folder in enumerate(folders)}
         shown = ", ".join(f"{label} = {folder.name}" for folder, label in list(labels.items())[:20])
-        log.info("classes by sorted folder name (give class_names to match them by name): %s", shown)
+        log.warning(
+            "no class_names: the classes are the folders in sorted order (%s); give class_names to match "
+            "folders by name",
+            shown,
+        )
         return labels
     by_name = {normalised(name): label for label, name in enumerate(class_names)}
     folders = [folder for folder in folders if normalised(folder.name) in by_name or _holds_images(folder)]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 from functools import partial
-from pathlib import Path
 
 from jsonargparse.typing import NonNegativeInt, PositiveInt
 from lightning.pytorch import LightningDataModule
@@ -111,10 +110,13 @@ class ImageFilesDataModule(LightningDataModule):
 
 
 def _once(items: list[ShardItem]) -> list[ShardItem]:
-    """``items`` with each file taken once (its first occurrence: two sources may name the same file)."""
-    first: dict[Path, ShardItem] = {}
+    """``items`` with each input taken once: the same file with the same label and target, named by two
+    sources, is explained once (the same file with other labels or targets is another input)."""
+    first: dict[tuple, ShardItem] = {}
     for item in items:
-        first.setdefault(item.path.resolve(), item)
+        first.setdefault((item.path.resolve(), item.label, item.target), item)
     if len(first) < len(items):
-        log.info("%d inputs name a file named before; each file is explained once", len(items) - len(first))
+        log.info(
+            "%d inputs repeat an earlier one (file, label and target); each is explained once", len(items) - len(first)
+        )
     return list(first.values())

@@ -55,7 +55,10 @@ def config(tmp_path_factory):
         (["predict", "--output_dir", ""], "--output_dir is empty"),
         (["predict", "--config", "{folder}/list.yaml"], "a config is a mapping of sections"),
         (["predict", "--config", "quickstrat"], "neither a file nor a config that ships with ldce; did you mean"),
-        (["explain", "{folder}/photo.png", "--target", "4.0"], "'4.0' is not a class index: give a whole number"),
+        (
+            ["explain", "{folder}/photo.png", "--target", "4.0"],
+            "'4.0' is neither a class index (a whole number from 0) nor a class name",
+        ),
     ],
     ids=[
         "bad value",

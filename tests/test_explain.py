@@ -64,3 +64,31 @@ def test_explain_names_a_class_that_is_not_in_the_config_in_one_line(tmp_path):
     result = ldce_run("explain", str(image), "--config", str(_config(tmp_path)), "--target", "Cot")
     message = "--target 'Cot' is not a class index or one of the 10 class names; did you mean Coat?"
     assert result.returncode == 2 and result.stderr.strip().splitlines() == [f"ldce explain: error: {message}"]
+
+
+def test_a_pairs_file_naming_a_source_class_twice_is_refused_naming_it(tmp_path):
+    image = _pngs(tmp_path / "one", 1) / "photo 0.png"
+    (tmp_path / "pairs.yaml").write_text("ankle_boot: 7\n9: Sandal\n")
+    result = ldce_run(
+        "explain", str(image), "--config", str(_config(tmp_path)), "--targets", str(tmp_path / "pairs.yaml")
+    )
+    assert result.returncode == 2 and "source class 9 (9) is given twice" in result.stderr
+
+
+def test_the_same_file_with_two_targets_is_two_inputs_and_with_the_same_one_input(tmp_path):
+    images = _pngs(tmp_path / "photos", 1)
+    (tmp_path / "list.csv").write_text("path,target\nphotos/photo 0.png,Coat\nphotos/photo 0.png,Shirt\n")
+    out = tmp_path / "out"
+    _explain(
+        str(tmp_path / "list.csv"),
+        str(images),
+        str(images / "photo 0.png"),
+        "--config",
+        str(_config(tmp_path)),
+        "--output_dir",
+        str(out),
+    )
+    assert sorted(r["target"] for r in records(out)) == sorted(
+        [COAT, FASHION.index("Shirt"), records(out)[-1]["target"]]
+    )
+    assert len(records(out)) == 3, "the folder and the file name the same unlabelled input once"

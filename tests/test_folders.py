@@ -65,7 +65,7 @@ def test_leftovers_of_operating_systems_and_archivers_are_neither_classes_nor_im
         items = collect_items(tree, FASHION)
     assert sorted((i.relpath, i.label) for i in items) == [("Bag/0.png", 8), ("Coat/0.png", 4), ("Coat/1.png", 4)]
     assert "class folder 'Sandal' holds no images" in caplog.text
-    assert "skipped 1 file that are not images ({'.txt': 1})" in caplog.text
+    assert "skipped 1 file (not images: {'.txt': 1})" in caplog.text
 
 
 def test_without_class_names_sorted_folders_are_the_classes_and_empty_ones_keep_their_place(tmp_path):

@@ -53,11 +53,9 @@ def test_outside_a_given_region_the_final_latent_is_the_originals_and_composite_
     z0 = ToyBackbone().encode(images)
     assert torch.equal(result.latents[..., 2:], z0[..., 2:]), "latent columns 2-3 lie outside the region"
     assert not torch.equal(result.latents[..., :2], z0[..., :2])
-    composited = result.region_growth >= 0
-    assert composited.any()
-    outside = (result.region == 0).expand_as(images)
-    assert torch.equal(result.images[composited][outside[composited]], images[composited][outside[composited]])
-    assert (result.region[~composited] == 1).all()
+    assert (result.region_growth >= 0).all(), "a given region is never left for the uncomposited counterfactual"
+    assert (result.region[..., 4:] == 0).all()
+    assert torch.equal(result.images[..., 4:], images[..., 4:])
 
 
 class _Threshold(torch.nn.Module):
@@ -72,10 +70,11 @@ class _Threshold(torch.nn.Module):
         return torch.stack([-score, score], 1)
 
 
-def _composite(level: float, growth: int = 4):
+def _composite(level: float, growth: int = 4, limit=None):
     images, counterfactuals = torch.zeros(1, 3, 10, 10), torch.ones(1, 3, 10, 10)
     score = torch.linspace(1, 0.01, 100).view(1, 1, 10, 10)  # every pixel changed, ranked row by row
-    return composite(images, counterfactuals, score, torch.tensor([1]), _Threshold(level), 0, 0.1, growth, 0.5)
+    classifier = _Threshold(level)
+    return composite(images, counterfactuals, score, torch.tensor([1]), classifier, 0, 0.1, growth, 0.5, limit)
 
 
 def test_the_composite_grows_along_its_ladder_until_the_classifier_says_the_target():
@@ -86,24 +85,33 @@ def test_the_composite_grows_along_its_ladder_until_the_classifier_says_the_targ
     assert torch.equal(larger.images, larger.masks.expand(1, 3, 10, 10))
 
 
-def test_a_composite_that_never_convinces_keeps_the_uncomposited_counterfactual_or_the_original():
+def test_a_composite_that_never_convinces_keeps_the_uncomposited_counterfactual():
     kept = _composite(0.999, growth=0)  # only the whole image is bright enough; the ladder stops at 10 %
     assert kept.growth.tolist() == [UNCOMPOSITED] and torch.equal(kept.images, torch.ones(1, 3, 10, 10))
     assert (kept.masks == 1).all()
-    nothing = _composite(1.5)  # not even the counterfactual flips: the smallest composite is kept
-    assert nothing.growth.tolist() == [0] and nothing.masks.mean().item() == pytest.approx(0.1)
+    assert _composite(1.5).growth.tolist() == [UNCOMPOSITED]  # not even the counterfactual flips
+
+
+def test_a_hard_limit_is_never_crossed_the_whole_region_is_the_last_resort():
+    limit = torch.zeros(1, 1, 10, 10, dtype=torch.bool)
+    limit[..., :5] = True  # the left half
+    unconvinced = _composite(0.999, limit=limit)
+    assert unconvinced.growth.tolist() == [4] and torch.equal(unconvinced.masks, limit.float())
+    assert (unconvinced.images[..., 5:] == 0).all()
+    convinced = _composite(0.05, limit=limit)
+    assert convinced.growth.tolist() == [1] and (convinced.masks[..., 5:] == 0).all()  # 9 of 18 pixels inside
 
 
 @pytest.mark.parametrize("source", ["consensus", "gradient"])
 def test_regions_are_per_sample_and_independent_of_the_batch(source):
     images, keys = toy_images(4), ["a", "b", "c", "d"]
-    config = RegionConfig(source=source, threshold=0.05, share=0.3, dilation=0, warmup=2)
+    config = RegionConfig(source=source, threshold=0.05, share=0.3, dilation=0, warmup=2, composite=False)
     together = _explain(RegionInputs(config), images, keys=keys, micro_batch_size=2)
     order = [3, 1, 2, 0]
     apart = _explain(RegionInputs(config), images[order], TARGETS[order], [keys[i] for i in order], micro_batch_size=2)
     for field in ("images", "region", "region_growth", "latents"):
         assert torch.equal(getattr(together, field)[order], getattr(apart, field)), field
-    assert together.region.flatten(1).sum(1).unique().numel() > 1, "each sample has its own region"
+    assert len({tuple(region.flatten().tolist()) for region in together.region}) > 1, "each sample has its own"
 
 
 def test_a_source_that_needs_what_is_missing_says_so():

@@ -61,7 +61,7 @@ def class_of(value: int | str, names: Sequence[str] | None, what: str) -> int:
             raise ValueError(f"{what} {index} is outside the {len(names or [])} classes [0, {len(names or [])})")
         return index
     if re.fullmatch(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*", value):
-        raise ValueError(f"{what} {value!r} is not a class index: give a whole number from 0")
+        raise ValueError(f"{what} {value!r} is neither a class index (a whole number from 0) nor a class name")
     if not names:
         raise ValueError(f"{what} {value!r} is a name, but no class names are given: give a class index")
     by_name = {normalised(name): index for index, name in enumerate(names)}

@@ -99,7 +99,12 @@ def _policy(target: str | None, targets: str | None, names: list[str] | None) ->
     pairs = yaml.safe_load(path.read_text())
     if not isinstance(pairs, dict):
         raise UserError(f"{targets}: expected a mapping of source class to target class")
-    resolved = {class_of(k, names, f"{targets}:"): class_of(v, names, f"{targets}:") for k, v in pairs.items()}
+    resolved: dict[int, int] = {}
+    for source, target in pairs.items():
+        index = class_of(source, names, f"{targets}:")
+        if index in resolved:
+            raise UserError(f"{targets}: source class {index} ({source!r}) is given twice")
+        resolved[index] = class_of(target, names, f"{targets}:")
     return {"class_path": "ldce.targets.ClassPairs", "init_args": {"pairs": resolved}}
 
 

@@ -181,6 +181,8 @@ class LDCEPipeline:
         if self.class_names is not None and len(self.class_names) != num_classes:
             raise ValueError(f"class_names has {len(self.class_names)} names; the classifier gives {num_classes}")
         classes = as_targets(targets, len(pixels), self.class_names, num_classes)
+        if masks is not None and self.region.source != "given":
+            raise ValueError(f"masks are the 'given' region source's; this pipeline's region is {self.region.source!r}")
         region = RegionInputs(self.region, masks, self.segmenter, predict(logits))
         result = explain(
             pixels,

@@ -116,6 +116,8 @@ class CounterfactualModule(LightningModule):
 
     def predict_step(self, batch: InputBatch, batch_idx: int = 0) -> Prediction:
         """Explain the usable inputs of ``batch``; pass its failures and skipped keys through."""
+        for failure in batch.failures:
+            log.warning("cannot explain %s (recorded as failed): %s", failure.key, failure.reason)
         failures = list(batch.failures)
         classes = self._classes(batch, failures)
         if failures and self.on_error == "fail":

@@ -5,12 +5,13 @@ Each pixel's claim to change is ``s = S ⊙ mean₃ₓ₃(maxᶜ |x_cf − x|)``
 upsampled; 0: never changes). For ``k = 0 … K`` (``K = growth``) and the samples not yet settled:
 
     q_k = q_0^(1 − k/K)                                      q_0 = ``composite_share``: a ladder up to 1
-    M_k = box_f(top q_k of the pixels with s > 0)           (B, 1, H, W), feathered f pixels outward
+    M_k = box_f(top q_k of the pixels with s > 0) ⊙ L       (B, 1, H, W); L: a given region's pixels, else 1
     x_k = M_k ⊙ x_cf + (1 − M_k) ⊙ x                         pixels where M_k = 0 are the original's, exactly
     settle the samples with p(y_t | x_k) ≥ ``confidence`` (argmax the target) with x_k
 
-A sample that never settles takes the smallest ``x_k`` the classifier calls the target; failing that the
-uncomposited ``x_cf`` (growth −1) if it is called the target, else ``x_0`` (growth 0): nothing is lost.
+A sample that never reaches ``confidence`` takes the smallest ``x_k`` the classifier calls the target.
+Failing that, it keeps the uncomposited ``x_cf`` (growth −1) — unless the region is a hard ``limit``
+(``given``, ``segmentation``): then ``x_K``, the change inside the whole region and nowhere else.
 """
 
 from __future__ import annotations
@@ -69,22 +70,26 @@ def composite(
     share: float,
     growth: int,
     confidence: float,
+    limit: Tensor | None = None,
 ) -> Composite:
     """The composite of the module docstring: images / counterfactuals ``(B, 3, H, W)`` in [0, 1], score
-    ``(B, 1, H, W)`` (:func:`change_score`), targets int64 ``(B,)``."""
+    ``(B, 1, H, W)`` (:func:`change_score`), targets int64 ``(B,)``; limit: bool ``(B, 1, H, W)``, the
+    pixels a given region allows (``M`` is cut to them, and the uncomposited counterfactual never kept)."""
     final, masks = counterfactuals.clone(), torch.ones_like(images[:, :1])
     used = torch.full_like(targets, UNCOMPOSITED)
-    flipped = predict(classifier(counterfactuals)) == targets
     first_flip: dict[int, tuple[int, Tensor, Tensor]] = {}
     pending = torch.ones_like(targets, dtype=torch.bool)
     for k, q in enumerate(ladder(share, growth)):
-        mask = top_share_mask(score, q, feather)
+        mask = top_share_mask(score, q, feather) * (1.0 if limit is None else limit.float())
         candidate = mask * counterfactuals + (1 - mask) * images
         logits = classifier(candidate)
         hits = predict(logits) == targets
         for i in (pending & hits).nonzero().squeeze(1).tolist():
             first_flip.setdefault(i, (k, candidate[i], mask[i]))
-        settled = pending & ((hits & (target_probability(logits, targets) >= confidence)) | (~flipped & (k == 0)))
+        settled = pending & hits & (target_probability(logits, targets) >= confidence)
+        if limit is not None and k == growth:  # a hard limit: the whole region when nothing smaller flips
+            unflipped = torch.tensor([i not in first_flip for i in range(len(targets))], device=pending.device)
+            settled |= pending & unflipped
         final[settled], masks[settled], used[settled] = candidate[settled], mask[settled], k
         pending &= ~settled
         if not pending.any():

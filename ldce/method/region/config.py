@@ -34,9 +34,11 @@ class RegionConfig:
     Args:
         source: ``none``, ``consensus``, ``gradient``, ``given`` or ``segmentation``.
         threshold: ``consensus``: the share of guided steps a latent pixel must have passed the consensus
-            test; ``segmentation`` and ``given``: the mask value (in [0, 1]) above which a pixel is inside.
+            test; ``segmentation`` and ``given``: the mask value (in [0, 1]) from which a pixel is inside
+            (0.1 suits consensus on the demo; use 0.5 for masks).
         share: ``gradient``: the share of latent pixels with the largest classifier gradient.
-        dilation: latent pixels the region grows by (square neighbourhood) before it is applied.
+        dilation: latent pixels the region grows by (square neighbourhood) before it is applied while
+            denoising (the composite of ``given`` and ``segmentation`` stays inside their pixels).
         blend: keep the original's trajectory outside the region during denoising (RePaint-style);
             false: the region acts through the composite only.
         warmup: guided steps before the region is applied during denoising (unconstrained until then).
@@ -47,12 +49,13 @@ class RegionConfig:
         composite_share: the share of the changed pixels of the region the composite starts from.
         growth: rungs of the composite's ladder of shares, from ``composite_share`` up to the whole region.
         confidence: the probability of the target the composite must reach (else the smallest that
-            flips, else the uncomposited counterfactual).
+            flips, else the uncomposited counterfactual — for ``given`` and ``segmentation``, whose pixels
+            at or above ``threshold`` are a hard limit, the change inside the whole region).
         mask_alpha: ``segmentation``: the sharpness of the sigmoid (the original's ``mask_alpha``).
     """
 
     source: RegionSource = "none"
-    threshold: ClosedUnitInterval = 0.5
+    threshold: ClosedUnitInterval = 0.1
     share: OpenUnitInterval = 0.25
     dilation: NonNegativeInt = 1
     blend: bool = True

@@ -45,26 +45,26 @@ class RegionInputs:
         return replace(self, masks=masks, sources=None if self.sources is None else self.sources[indices])
 
 
-def _fixed_region(inputs: RegionInputs, images: Tensor, classifier: nn.Module, size: tuple[int, int]) -> Tensor | None:
-    """The latent region ``(B, h, w)`` of ``given`` and ``segmentation`` (``None`` for the others)."""
-    config = inputs.config
-    if config.source == "given":
-        return latent_region(inputs.masks[:, 0].to(images.device), size, config.threshold, config.dilation)
-    if config.source != "segmentation":
+def _pixel_mask(inputs: RegionInputs, images: Tensor, classifier: nn.Module) -> Tensor | None:
+    """The soft pixel mask ``(B, H, W)`` in [0, 1] of ``given`` and ``segmentation`` (``None`` for the others)."""
+    if inputs.config.source == "given":
+        return inputs.masks[:, 0].to(images.device).float()
+    if inputs.config.source != "segmentation":
         return None
     with torch.no_grad():
         sources = predict(classifier(images)) if inputs.sources is None else inputs.sources.to(images.device)
-        probabilities = inputs.segmenter(images, sources)
-    return latent_region(sharpened(probabilities, config.mask_alpha), size, config.threshold, config.dilation)
+        return sharpened(inputs.segmenter(images, sources), inputs.config.mask_alpha)
 
 
 def start(
     inputs: RegionInputs, images: Tensor, classifier: nn.Module, z0: Tensor, xi: Tensor, grid: DDIMGrid
 ) -> RegionHook:
-    """The step hook of a group: images ``(B, 3, H, W)``; z0, xi ``(B, C, h, w)``."""
-    fixed = _fixed_region(inputs, images, classifier, tuple(z0.shape[-2:]))
-    config = inputs.config
-    return RegionHook(estimate(config, fixed), config.blend, config.warmup, z0, xi, grid)
+    """The step hook of a group: images ``(B, 3, H, W)``; z0, xi ``(B, C, h, w)``. A fixed region's pixels
+    at or above ``threshold`` are the hard limit of its composite."""
+    config, mask = inputs.config, _pixel_mask(inputs, images, classifier)
+    fixed = None if mask is None else latent_region(mask, tuple(z0.shape[-2:]), config.threshold, config.dilation)
+    limit = None if mask is None else (mask >= config.threshold)[:, None]
+    return RegionHook(estimate(config, fixed), config.blend, config.warmup, z0, xi, grid, limit)
 
 
 def finish(
@@ -85,4 +85,4 @@ def finish(
         source = source * pixel_mask(hook.applied, size, 0)
     score = change_score(images, counterfactuals, source)
     ladder = (config.composite_share, config.growth, config.confidence)
-    return composite(images, counterfactuals, score, targets, classifier, config.feather, *ladder)
+    return composite(images, counterfactuals, score, targets, classifier, config.feather, *ladder, hook.limit)

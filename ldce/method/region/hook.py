@@ -117,12 +117,20 @@ class RegionHook:
         warmup: guided steps before the region is applied.
         z0: the originals' encodings ``(B, C, h, w)``; xi: the samples' start noise ``(B, C, h, w)``.
         grid: the DDIM grid, on the latents' device.
+        limit: the pixels a fixed region allows, bool ``(B, 1, H, W)`` (``given``, ``segmentation``).
     """
 
     def __init__(
-        self, estimate: RegionEstimate, blend: bool, warmup: int, z0: Tensor, xi: Tensor, grid: DDIMGrid
+        self,
+        estimate: RegionEstimate,
+        blend: bool,
+        warmup: int,
+        z0: Tensor,
+        xi: Tensor,
+        grid: DDIMGrid,
+        limit: Tensor | None = None,
     ) -> None:
-        self.estimate, self.blend, self.warmup = estimate, blend, warmup
+        self.estimate, self.blend, self.warmup, self.limit = estimate, blend, warmup, limit
         self.z0, self.xi, self.grid = z0, xi, grid
         self.steps = 0
         self.applied: Tensor | None = None
