@@ -13,13 +13,14 @@ from jsonargparse.typing import NonNegativeInt, PositiveInt
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 from PIL import Image
+from torch import Tensor
 
 from ldce.checks import validated
 from ldce.datamodules.batch import Failure, SkipsKeys
 from ldce.images import to_uint8
 from ldce.results import store
 from ldce.results.pictures import consensus_map, grid_picture
-from ldce.results.record import DONE, FAILED, Record, RecordFiles
+from ldce.results.record import DONE, FAILED, Record, RecordFiles, thinned
 from ldce.runner import Prediction
 
 log = logging.getLogger(__name__)
@@ -158,7 +159,13 @@ class CounterfactualWriter(BasePredictionWriter):
             consensus_share=None if r.consensus is None else float(r.consensus[i].mean()),
             region_share=None if r.region is None else float(r.region[i].mean()),
             region_growth=None if r.region_growth is None else int(r.region_growth[i]),
+            confidence_steps=_confidence_steps(r.trace.target_probability, i),
         )
+
+
+def _confidence_steps(probabilities: Tensor | None, i: int) -> list[float] | None:
+    """Input ``i``'s ``p(target | x̂0)`` per step ``(B, n)``, thinned for its record (``None``: not computed)."""
+    return None if probabilities is None else thinned([round(float(p), 4) for p in probabilities[i]])
 
 
 def _failure(failure: Failure) -> Record:

@@ -33,6 +33,7 @@ def test_a_folder_without_labels_is_explained_toward_a_named_target_and_resumes(
         assert record["status"] == "done" and record["target"] == COAT and record["target_name"] == "Coat"
         assert record["source_predicted"] is True and record["source"] == record["source_prediction"]
         assert all((out / path).is_file() for path in record["files"].values())
+        assert len(record["confidence_steps"]) == 5, "p(target) at each of the 5 guided steps"
     assert (out / "grid.png").is_file() and (out / "config.yaml").is_file()
     assert counts_of(out)["done"] == 3
     _explain(str(images), "--config", config, "--target", "Coat", "--output_dir", str(out))

@@ -77,6 +77,20 @@ def grid(
     return canvas
 
 
+def caption(record: Record) -> str:
+    """``Coat -> Pullover: p(target) 0.86, flipped, region 25%``: the pair, the target's probability on the
+    counterfactual, and whether the classifier now says the target (``NOT flipped (says Shirt)``)."""
+    source, target = record.source_name or record.source, record.target_name or record.target
+    if record.already_target:
+        outcome = "already the target"
+    elif record.flipped:
+        outcome = "flipped"
+    else:
+        outcome = f"NOT flipped (says {record.prediction})"
+    share = "" if record.region_share is None else f", region {record.region_share:.0%}"
+    return f"{source} -> {target}: p(target) {record.target_confidence:.2f}, {outcome}{share}"
+
+
 def grid_picture(output_dir: Path, records: Sequence[Record], scale: int) -> Image.Image | None:
     """original | counterfactual | |difference| | consensus per record (files in ``output_dir``),
     captioned source → target; a record whose images cannot be read is left out with a warning
@@ -95,8 +109,6 @@ def grid_picture(output_dir: Path, records: Sequence[Record], scale: int) -> Ima
             log.warning("grid.png leaves out %s: its images cannot be read (%s)", r.key, error)
             continue
         rows.append(panel(original, counterfactual, consensus, region))
-        source, target = r.source_name or r.source, r.target_name or r.target
-        share = "" if r.region_share is None else f", region {r.region_share:.0%}"
-        captions.append(f"{source} -> {target}: p(target) {r.target_confidence:.2f}{share}")
+        captions.append(caption(r))
     title = REGION_TITLE if any(r.files.region for r in records) else PANEL_TITLE
     return grid(rows, captions, scale=scale, title=title) if rows else None

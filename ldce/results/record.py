@@ -60,7 +60,8 @@ class Record:
     per image on [0, 1] pixels; consensus_share: mean share of steps in consensus; with a region
     (``model.region``): region_share, the mean of the pixel region ``M`` (1.0 where the uncomposited
     counterfactual was kept), and region_growth, the times the region grew to keep the flip (−1: the
-    uncomposited counterfactual was kept).
+    uncomposited counterfactual was kept); confidence_steps: ``p(target | x̂0)`` over the guided steps,
+    in denoising order, thinned to at most 50 evenly spaced steps (the first and last kept).
     """
 
     key: str
@@ -92,6 +93,7 @@ class Record:
     consensus_share: float | None = None
     region_share: float | None = None
     region_growth: int | None = None
+    confidence_steps: list[float] | None = None
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -138,6 +140,13 @@ class Record:
         except json.JSONDecodeError as error:
             raise RecordError(f"not JSON ({error})") from error
         return cls.from_dict(data)
+
+
+def thinned(values: list[float], most: int = 50) -> list[float]:
+    """At most ``most`` evenly spaced ``values``, the first and the last kept."""
+    if len(values) <= most:
+        return list(values)
+    return [values[round(i * (len(values) - 1) / (most - 1))] for i in range(most)]
 
 
 def run_means(records: list[Record]) -> dict[str, float | None]:
