@@ -4,33 +4,30 @@
 
 * an image file; a glob pattern (``photos/*.jpg``) — unlabelled;
 * a flat folder (images directly inside it, searched recursively when it has no class folders) — unlabelled;
-* an ImageFolder tree: one subfolder per class. With ``class_names`` each folder is matched to a name
-  *by name* (case, spaces, ``_``, ``-`` and ``/`` ignored: ``Ankle_boot/`` is "Ankle boot",
-  ``T-shirt_top/`` is "T-shirt/top") and a folder matching no name is an error naming it; without, the
-  sorted folder names are the classes (torchvision's ImageFolder) — or, when every folder is a number,
-  those numbers. Images directly in the root of a tree are taken unlabelled, with a warning; ldce
-  results folders (holding ``manifest.json``) and, with ``class_names``, image-less folders that match
-  no name are not classes; a folder whose subfolders hold no image is a flat folder;
-* a CSV (``path[,label[,target]]``; or a header row naming the columns ``path``, ``label`` and
-  ``target`` in any order, other columns ignored) or a JSON list (``path``, ``[path, label?, target?]``
-  or ``{"path", "label"?, "target"?}``); labels and targets are class indices or, with
-  ``class_names``, names; relative paths are resolved against ``root`` (default: the list's folder).
+* an ImageFolder tree: one subfolder per class. With ``class_names`` each folder is matched to a name *by name*
+  (case, spaces, ``_``, ``-`` and ``/`` ignored: ``Ankle_boot/`` is "Ankle boot", ``T-shirt_top/`` is
+  "T-shirt/top") and a folder matching no name is an error naming it; without, the sorted folder names are the
+  classes (torchvision's ImageFolder) — or, when every folder is a number, those numbers. Images directly in
+  the root of a tree are taken unlabelled, with a warning; ldce results folders (holding ``manifest.json``)
+  and, with ``class_names``, image-less folders that match no name are not classes; a folder whose
+  subfolders hold no image is a flat folder;
+* a CSV (``path[,label[,target]]``; or a header row naming the columns ``path``, ``label`` and ``target`` in
+  any order, other columns ignored) or a JSON list (``path``, ``[path, label?, target?]`` or ``{"path",
+  "label"?, "target"?}``); labels and targets are class indices or, with ``class_names``, names; relative
+  paths are resolved against ``root`` (default: the list's folder).
 
-What operating systems and archivers leave behind is ignored, never taken for a class or an image:
-hidden files and folders (``.DS_Store``, ``._photo.jpg``), ``__MACOSX``, ``Thumbs.db``, ``desktop.ini``,
-``@eaDir``, ``$RECYCLE.BIN``, ``System Volume Information``; files that are not images are skipped
-with one warning that counts them.
+What operating systems and archivers leave behind (hidden files and folders, ``__MACOSX``, ``Thumbs.db``,
+``desktop.ini``, ``@eaDir``, ``$RECYCLE.BIN``, ``System Volume Information``) is never taken for a class or
+an image; other files that are not images are skipped with one warning that counts them.
 """
 
 from __future__ import annotations
 
 import csv
 import glob
-import hashlib
 import json
 import logging
 import os
-import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -281,22 +278,3 @@ def collect_items(
     if path.exists():
         raise ValueError(f"{text}: not an image ({', '.join(IMAGE_EXTENSIONS)}), a folder, a .csv or a .json list")
     raise FileNotFoundError(f"{text}: no such file or folder")
-
-
-def sample_key(relpath: str) -> str:
-    """A WebDataset-safe key: ``relpath`` without extension, ``[^A-Za-z0-9_-]`` → ``_``."""
-    return re.sub(r"[^A-Za-z0-9_-]", "_", str(PurePosixPath(relpath).with_suffix("")))
-
-
-def unique_keys(items: Sequence[ShardItem]) -> list[str]:
-    """:func:`sample_key` of each item, a hash of its path appended where two would collide."""
-    keys, taken = [], set()
-    for item in items:
-        key = sample_key(item.relpath)
-        if key in taken:
-            key = f"{key}_{hashlib.sha1(item.relpath.encode()).hexdigest()[:10]}"
-        if key in taken:
-            raise ValueError(f"duplicate path {item.relpath!r} in the input")
-        taken.add(key)
-        keys.append(key)
-    return keys

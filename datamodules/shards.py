@@ -36,8 +36,8 @@ from ldce.datamodules.folders import (
     collect_items,
     is_image_path,
     mask_path,
-    unique_keys,
 )
+from ldce.datamodules.keys import unique_keys
 
 logger = logging.getLogger(__name__)
 

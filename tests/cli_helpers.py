@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import socket
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -124,6 +126,27 @@ def ldce(*args: str, env: dict[str, str] | None = None, timeout: float = 240) ->
     result = ldce_run(*args, env=env, timeout=timeout)
     assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
     return result
+
+
+def ldce_in_process(capsys, *args: str) -> tuple[int, str]:
+    """Run ``ldce <args>`` in this process (no start-up cost): its exit status and stderr. The logging
+    levels, handlers and warning filters it sets are put back afterwards."""
+    from ldce.commands.console import FRAMEWORKS
+    from ldce.entry import main
+
+    names = ("", "ldce", *FRAMEWORKS)
+    levels, handlers = {name: logging.getLogger(name).level for name in names}, logging.root.handlers[:]
+    with warnings.catch_warnings():
+        try:
+            main(list(args))
+            status = 0
+        except SystemExit as exit_:
+            status = exit_.code
+        finally:
+            logging.root.handlers[:] = handlers
+            for name, level in levels.items():
+                logging.getLogger(name).setLevel(level)
+    return status, capsys.readouterr().err
 
 
 def free_port() -> int:

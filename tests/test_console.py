@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from cli_helpers import good_sample, ldce, ldce_run, png, tiny_config, write_shard
+from cli_helpers import good_sample, ldce, ldce_in_process, ldce_run, png, tiny_config, write_shard
 
 import ldce as package
 from ldce.commands.front import COMMANDS, TOOLS
@@ -77,14 +77,21 @@ def config(tmp_path_factory):
         "fractional target",
     ],
 )
-def test_a_user_error_is_one_line_and_exit_status_2(config, args, message):
+def test_a_user_error_is_one_line_and_exit_status_2(config, args, message, capsys):
     folder, path = config
     args = [arg.format(folder=folder) for arg in args]
     command = args[:1] + (["--config", str(path)] if args[0] in ("predict", "explain") else []) + args[1:]
-    result = ldce_run("-q", *command)
-    assert result.returncode == 2, result.stderr
-    assert result.stderr.strip().splitlines() == [result.stderr.strip()], result.stderr
-    assert result.stderr.startswith(f"ldce {args[0]}: error: ") and message in result.stderr
+    status, stderr = ldce_in_process(capsys, "-q", *command)
+    assert status == 2, stderr
+    assert stderr.strip().splitlines() == [stderr.strip()], stderr
+    assert stderr.startswith(f"ldce {args[0]}: error: ") and message in stderr
+
+
+def test_the_command_itself_reports_a_user_error_in_one_line():
+    result = ldce_run("-q", "predict", "--config", "quickstrat")
+    assert result.returncode == 2
+    expected = "--config quickstrat: neither a file nor a config that ships with ldce; did you mean quickstart?"
+    assert result.stderr.strip() == f"ldce predict: error: {expected}"
 
 
 def test_an_unknown_command_suggests_the_closest():

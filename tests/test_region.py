@@ -10,7 +10,7 @@ import tarfile
 
 import pytest
 import torch
-from cli_helpers import good_sample, ldce, ldce_run, png, records, summary, tiny_config, write_shard
+from cli_helpers import good_sample, ldce, ldce_in_process, png, records, summary, tiny_config, write_shard
 from PIL import Image
 from toy import ToyBackbone, toy_classifier, toy_images
 
@@ -193,7 +193,7 @@ def test_given_masks_come_beside_the_files_and_an_input_without_one_fails_by_nam
     assert done["region_share"] == 1.0 if done["region_growth"] == UNCOMPOSITED else done["region_share"] <= 0.5
 
 
-def test_a_shard_sample_brings_its_mask_or_a_box_and_ldce_shards_packs_masks(tmp_path):
+def test_a_shard_sample_brings_its_mask_or_a_box_and_ldce_shards_packs_masks(tmp_path, capsys):
     half = Image.new("L", (32, 32), 0)
     half.paste(255, (0, 0, 16, 32))
     buffer = io.BytesIO()
@@ -203,12 +203,15 @@ def test_a_shard_sample_brings_its_mask_or_a_box_and_ldce_shards_packs_masks(tmp
     with_box["json"] = json.dumps({"box": [0, 0, 8, 32]}).encode()
     write_shard(tmp_path / "a.tar", [with_mask, with_box, bare])
     config = tiny_config(tmp_path, str(tmp_path / "a.tar"), region={"source": "given", "feather": 0})
-    ldce("predict", "--config", str(config), "--output_dir", str(tmp_path / "out"))
+    out = str(tmp_path / "out")
+    ldce("predict", "--config", str(config), "--output_dir", out)
     by_key = {r["key"]: r for r in records(tmp_path / "out")}
     assert [by_key[k]["status"] for k in ("s000", "s001", "s002")] == ["done", "done", "failed"]
     for key, largest in (("s000", 0.5), ("s001", 0.25)):
-        record = by_key[key]
-        assert record["region_share"] <= largest or record["region_growth"] == UNCOMPOSITED
+        assert by_key[key]["region_share"] <= largest, "a given region is a hard limit"
+    changed = ("--model.region.threshold", "0.5")
+    status, stderr = ldce_in_process(capsys, "-q", "predict", "--config", str(config), "--output_dir", out, *changed)
+    assert status == 2 and "model.region.threshold: 0.1 → 0.5" in stderr, "resuming with other region settings"
 
     folder = tmp_path / "photos"
     folder.mkdir()
@@ -217,12 +220,3 @@ def test_a_shard_sample_brings_its_mask_or_a_box_and_ldce_shards_packs_masks(tmp
     ldce("shards", "--input", str(folder), "--output", str(tmp_path / "packed-%d.tar"))
     with tarfile.open(tmp_path / "packed-0.tar") as tar:
         assert sorted(m.name for m in tar) == ["p.json", "p.mask.png", "p.png"]
-
-
-def test_a_results_folder_refuses_to_resume_with_other_region_settings(tmp_path):
-    write_shard(tmp_path / "a.tar", [good_sample(0)])
-    config = tiny_config(tmp_path, str(tmp_path / "a.tar"), region={"source": "consensus", "threshold": 0.1})
-    out = str(tmp_path / "out")
-    ldce("predict", "--config", str(config), "--output_dir", out)
-    changed = ldce_run("-q", "predict", "--config", str(config), "--output_dir", out, "--model.region.threshold", "0.2")
-    assert changed.returncode == 2 and "model.region.threshold: 0.1 → 0.2" in changed.stderr

@@ -151,13 +151,14 @@ def thinned(values: list[float], most: int = 50) -> list[float]:
 
 def run_means(records: list[Record]) -> dict[str, float | None]:
     """Means over the records of the run's own facts: ``flipped`` (as flip_rate, over the inputs not
-    already at their target), ``target_confidence``, ``l1``, ``l2`` and, of the records with a region,
-    ``region_share``."""
+    already at their target), ``target_confidence``, ``l1``, ``l2`` and, where records have a region,
+    their ``region_share``."""
     values = {
         "flip_rate": [float(r.flipped) for r in records if not r.already_target],
         "target_confidence": [r.target_confidence for r in records],
         "l1": [r.l1 for r in records],
         "l2": [r.l2 for r in records],
-        "region_share": [r.region_share for r in records if r.region_share is not None],
     }
-    return {name: math.fsum(v) / len(v) if v else None for name, v in values.items()}
+    regions = [r.region_share for r in records if r.region_share is not None]
+    means = {name: math.fsum(v) / len(v) if v else None for name, v in values.items()}
+    return means | ({"region_share": math.fsum(regions) / len(regions)} if regions else {})
