@@ -94,9 +94,9 @@ def test_the_command_itself_reports_a_user_error_in_one_line():
     assert result.stderr.strip() == f"ldce predict: error: {expected}"
 
 
-def test_an_unknown_command_suggests_the_closest():
-    result = ldce_run("explian")
-    assert result.returncode == 2 and "unknown command 'explian'; did you mean explain?" in result.stderr
+def test_an_unknown_command_suggests_the_closest(capsys):
+    status, stderr = ldce_in_process(capsys, "explian")
+    assert status == 2 and "unknown command 'explian'; did you mean explain?" in stderr
 
 
 def test_quiet_runs_say_nothing_when_all_goes_well(config):

@@ -3,7 +3,7 @@ records, files, summary and resume of ``ldce predict``."""
 
 from __future__ import annotations
 
-from cli_helpers import counts_of, ldce, ldce_run, png, records, summary, tiny_config
+from cli_helpers import counts_of, ldce, ldce_in_process, png, records, summary, tiny_config
 
 FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 COAT = FASHION.index("Coat")
@@ -60,20 +60,23 @@ def test_a_csv_list_gives_labels_and_targets_by_name_or_index(tmp_path):
     assert summary(out)["counts"]["done"] == 2
 
 
-def test_explain_names_a_class_that_is_not_in_the_config_in_one_line(tmp_path):
+def test_explain_names_a_class_that_is_not_in_the_config_in_one_line(tmp_path, capsys):
     image = _pngs(tmp_path / "one", 1) / "photo 0.png"
-    result = ldce_run("explain", str(image), "--config", str(_config(tmp_path)), "--target", "Cot")
+    status, stderr = ldce_in_process(
+        capsys, "explain", str(image), "--config", str(_config(tmp_path)), "--target", "Cot"
+    )
     message = "--target 'Cot' is not a class index or one of the 10 class names; did you mean Coat?"
-    assert result.returncode == 2 and result.stderr.strip().splitlines() == [f"ldce explain: error: {message}"]
+    assert status == 2 and stderr.strip().splitlines() == [f"ldce explain: error: {message}"]
 
 
-def test_a_pairs_file_naming_a_source_class_twice_is_refused_naming_it(tmp_path):
+def test_a_pairs_file_naming_a_source_class_twice_is_refused_naming_it(tmp_path, capsys):
     image = _pngs(tmp_path / "one", 1) / "photo 0.png"
     (tmp_path / "pairs.yaml").write_text("ankle_boot: 7\n9: Sandal\n")
-    result = ldce_run(
-        "explain", str(image), "--config", str(_config(tmp_path)), "--targets", str(tmp_path / "pairs.yaml")
+    pairs = str(tmp_path / "pairs.yaml")
+    status, stderr = ldce_in_process(
+        capsys, "explain", str(image), "--config", str(_config(tmp_path)), "--targets", pairs
     )
-    assert result.returncode == 2 and "source class 9 (9) is given twice" in result.stderr
+    assert status == 2 and "source class 9 (9) is given twice" in stderr
 
 
 def test_the_same_file_with_two_targets_is_two_inputs_and_with_the_same_one_input(tmp_path):
