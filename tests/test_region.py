@@ -128,32 +128,48 @@ def test_a_source_that_needs_what_is_missing_says_so():
         )
 
 
-def test_segmentation_runs_end_to_end_with_a_random_clipseg_and_writes_the_region(tmp_path):
-    names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+def _photos(tmp_path, count: int = 2):
+    """A folder of ``count`` random 32-pixel PNGs ``p0.png``, ``p1.png`` …"""
     images = tmp_path / "photos"
     images.mkdir()
-    for i in range(2):
+    for i in range(count):
         (images / f"p{i}.png").write_bytes(png(i))
-    segmenter = {
-        "class_path": "ldce.segmenters.clipseg",
-        "init_args": {"path": save_tiny_clipseg(str(tmp_path / "clipseg")), "class_names": names},
-    }
-    config = tiny_config(tmp_path, "unused.tar", class_names=names, region={"source": "segmentation", "threshold": 0.3})
-    out = tmp_path / "out"
+    return images
+
+
+def _half_mask() -> Image.Image:
+    """A 32-pixel region mask whose left half may change."""
+    mask = Image.new("L", (32, 32), 0)
+    mask.paste(255, (0, 0, 16, 32))
+    return mask
+
+
+def _explain_folder(images, config, target: str, out, *options: str) -> None:
     ldce(
         "explain",
         str(images),
         "--config",
         str(config),
         "--target",
-        "Coat",
+        target,
         "--output_dir",
         str(out),
-        "--model.segmenter",
-        str(segmenter).replace("'", '"'),
+        *options,
         "--wandb.mode",
         "disabled",
     )
+
+
+def test_segmentation_runs_end_to_end_with_a_random_clipseg_and_writes_the_region(tmp_path):
+    names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+    images = _photos(tmp_path)
+    segmenter = {
+        "class_path": "ldce.segmenters.clipseg",
+        "init_args": {"path": save_tiny_clipseg(str(tmp_path / "clipseg")), "class_names": names},
+    }
+    config = tiny_config(tmp_path, "unused.tar", class_names=names, region={"source": "segmentation", "threshold": 0.3})
+    out = tmp_path / "out"
+    _explain_folder(images, config, "Coat", out, "--model.segmenter", str(segmenter).replace("'", '"'))
     done = records(out)
     assert len(done) == 2 and all(0 < r["region_share"] <= 1 for r in done)
     for record in done:
@@ -164,27 +180,11 @@ def test_segmentation_runs_end_to_end_with_a_random_clipseg_and_writes_the_regio
 
 
 def test_given_masks_come_beside_the_files_and_an_input_without_one_fails_by_name(tmp_path):
-    images = tmp_path / "photos"
-    images.mkdir()
-    for i in range(2):
-        (images / f"p{i}.png").write_bytes(png(i))
-    mask = Image.new("L", (32, 32), 0)
-    mask.paste(255, (0, 0, 16, 32))
-    mask.save(images / "p0.mask.png")
+    images = _photos(tmp_path)
+    _half_mask().save(images / "p0.mask.png")
     config = tiny_config(tmp_path, "unused.tar", region={"source": "given", "feather": 0, "confidence": 0.0})
     out = tmp_path / "out"
-    ldce(
-        "explain",
-        str(images),
-        "--config",
-        str(config),
-        "--target",
-        "4",
-        "--output_dir",
-        str(out),
-        "--wandb.mode",
-        "disabled",
-    )
+    _explain_folder(images, config, "4", out)
     by_key = {r["key"]: r for r in records(out)}
     assert set(by_key) == {"p0", "p1"}, "the mask is not an input of its own"
     assert by_key["p1"]["status"] == "failed" and "no region mask" in by_key["p1"]["reason"]
@@ -194,8 +194,7 @@ def test_given_masks_come_beside_the_files_and_an_input_without_one_fails_by_nam
 
 
 def test_a_shard_sample_brings_its_mask_or_a_box_and_ldce_shards_packs_masks(tmp_path, capsys):
-    half = Image.new("L", (32, 32), 0)
-    half.paste(255, (0, 0, 16, 32))
+    half = _half_mask()
     buffer = io.BytesIO()
     half.save(buffer, format="PNG")
     with_mask, with_box, bare = good_sample(0), good_sample(1), good_sample(2)
