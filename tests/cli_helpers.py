@@ -98,7 +98,7 @@ def tiny_config(
 
 def environment(**extra: str) -> dict[str, str]:
     env = os.environ | {
-        "PYTHONPATH": str(TESTS),
+        "PYTHONPATH": os.pathsep.join([str(TESTS), str(TESTS.parent)]),  # this checkout's ldce, not another install
         "WANDB_MODE": "offline",
         "WANDB_SILENT": "true",
         "OMP_NUM_THREADS": "1",
