@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import functools
 import inspect
 import numbers
@@ -18,7 +19,7 @@ import operator
 import re
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Literal, TypeVar, Union
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -123,3 +124,10 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> typing.NoReturn:
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def did_you_mean(unknown: str, known: Iterable[str], cutoff: float = 0.6) -> str:
+    """``"; did you mean X?"`` for the ``known`` value closest to ``unknown`` (difflib's ratio ≥ ``cutoff``),
+    empty when none is that close: the one wording of every "unknown name" message."""
+    close = difflib.get_close_matches(unknown, list(known), n=1, cutoff=cutoff)
+    return f"; did you mean {close[0]}?" if close else ""

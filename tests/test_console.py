@@ -90,7 +90,7 @@ def test_a_user_error_is_one_line_and_exit_status_2(config, args, message, capsy
 def test_the_command_itself_reports_a_user_error_in_one_line():
     result = ldce_run("-q", "predict", "--config", "quickstrat")
     assert result.returncode == 2
-    expected = "--config quickstrat: neither a file nor a config that ships with ldce; did you mean quickstart?"
+    expected = "--config 'quickstrat' is neither a file nor a config that ships with ldce; did you mean quickstart?"
     assert result.stderr.strip() == f"ldce predict: error: {expected}"
 
 

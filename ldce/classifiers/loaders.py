@@ -19,7 +19,6 @@ resizes the images it is given by more than 2×.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import logging
 import re
@@ -30,7 +29,7 @@ from jsonargparse.typing import NonNegativeInt
 from torch import Tensor, nn
 
 from ldce.checkpoints import existing_file, load_strict, read_tensors
-from ldce.checks import validated
+from ldce.checks import did_you_mean, validated
 from ldce.classifiers.wrapper import IMAGENET_PREPROCESSING, ClassifierWrapper, Preprocessing
 
 log = logging.getLogger(__name__)
@@ -81,8 +80,7 @@ def _timm(name: str, checkpoint: str | None, num_classes: int | None, key: str |
 
 def _closest(name: str, known: list[str]) -> str:
     """``; did you mean …?`` for the known model name closest to ``name`` (empty when none is close)."""
-    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-    return f"; did you mean {close[0]}?" if close else ""
+    return did_you_mean(name, known)
 
 
 def _load_failure(error: Exception) -> str:

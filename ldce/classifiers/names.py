@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import yaml
+
+from ldce.checks import did_you_mean
 
 
 def _text_names(path: Path) -> list[str]:
@@ -67,6 +68,5 @@ def class_of(value: int | str, names: Sequence[str] | None, what: str) -> int:
     by_name = {normalised(name): index for index, name in enumerate(names)}
     if normalised(value) in by_name:
         return by_name[normalised(value)]
-    close = difflib.get_close_matches(value, list(names), n=1, cutoff=0.6)
-    hint = f"; did you mean {close[0]}?" if close else ""
+    hint = did_you_mean(value, names)
     raise ValueError(f"{what} {value!r} is not a class index or one of the {len(names)} class names{hint}")

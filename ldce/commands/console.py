@@ -10,13 +10,14 @@ printed as ``ldce <command>: error: <one line>`` and exits with status 2.
 from __future__ import annotations
 
 import argparse
-import difflib
 import logging
 import os
 import re
 import sys
 import warnings
 from collections.abc import Iterable
+
+from ldce.checks import did_you_mean
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 MESSAGE_LIMIT = 400
@@ -78,8 +79,7 @@ def compact(message: str) -> str:
 
 def suggestion(unknown: str, known: Iterable[str]) -> str:
     """``; did you mean …?`` for the known option closest to ``unknown`` (empty when none is close)."""
-    close = difflib.get_close_matches(unknown, list(known), n=1, cutoff=0.75)
-    return f"; did you mean {close[0]}?" if close else ""
+    return did_you_mean(unknown, known, cutoff=0.75)
 
 
 def unknown_key(message: str) -> str | None:

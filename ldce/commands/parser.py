@@ -61,16 +61,14 @@ def packaged_configs(args: list[str]) -> list[str]:
     """``--config NAME`` (or ``NAME.yaml``) for a config that ships with ldce (``quickstart``) becomes its
     path; a value that is neither a file, such a name nor YAML text raises ``UserError`` with the closest name."""
     resolved = [part for arg in args for part in (arg.split("=", 1) if arg.startswith("--config=") else [arg])]
-    shipped = {path.stem: path for path in ldce.CONFIGS.glob("*.yaml")}
     for i in range(len(resolved) - 1):
         value = resolved[i + 1]
         if resolved[i] not in ("--config", "-c") or Path(value).exists() or any(c in value for c in ":{\n"):
             continue
-        name = value.removesuffix(".yaml").removesuffix(".yml")
-        if name not in shipped:
-            hint = console.suggestion(name, shipped) or f" (shipped: {', '.join(sorted(shipped))})"
-            raise console.UserError(f"--config {value}: neither a file nor a config that ships with ldce{hint}")
-        resolved[i + 1] = str(shipped[name])
+        try:
+            resolved[i + 1] = str(ldce.shipped_config(value))
+        except LookupError as error:
+            raise console.UserError(f"--config {error}") from None
     return resolved
 
 

@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import difflib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,15 +79,12 @@ def _config_path(config: str | Path) -> Path:
     """A config file, or the file of a config that ships with ldce (``quickstart`` or ``quickstart.yaml``)."""
     if not isinstance(config, (str, Path)):
         raise ValueError(f"config must be a path or a config name, got {type(config).__name__}")
-    path, shipped = Path(config), {p.stem: p for p in ldce.CONFIGS.glob("*.yaml")}
-    if path.is_file():
-        return path
-    name = str(config).removesuffix(".yaml")
-    if name in shipped:
-        return shipped[name]
-    close = difflib.get_close_matches(name, list(shipped), n=1, cutoff=0.6)
-    hint = f"did you mean {close[0]}?" if close else f"shipped: {', '.join(sorted(shipped))}"
-    raise FileNotFoundError(f"config {str(config)!r} is neither a file nor a config that ships with ldce ({hint})")
+    if Path(config).is_file():
+        return Path(config)
+    try:
+        return ldce.shipped_config(str(config))
+    except LookupError as error:
+        raise FileNotFoundError(f"config {error}") from None
 
 
 def _model_parser() -> ArgumentParser:
