@@ -28,6 +28,9 @@ def test_predict_help_explains_each_hyperparameter():
     for option in ("--model.method.strength", "--model.method.classifier_lambda", "--writer.save_steps"):
         assert option in text
     assert "share of the DDIM grid to noise to" in text and "grid_rows" in text
+    assert "any of" in text and "torch.nn.Linear" not in text, (
+        "nn.Module's hundreds of subclasses are counted, not listed"
+    )
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from jsonargparse import DefaultHelpFormatter
 from lightning.pytorch.cli import LightningArgumentParser
 
 import ldce
@@ -18,11 +19,28 @@ from ldce.compat.legacy import migrate_argv, migrate_config
 log = logging.getLogger("ldce")
 
 
+LISTED_SUBCLASSES = 12
+"""Beyond this many known subclasses, ``--help`` gives only their number (``nn.Module`` has hundreds)."""
+
+
+class LDCEHelpFormatter(DefaultHelpFormatter):
+    """jsonargparse's help, with a long "known subclasses" list replaced by its length."""
+
+    def _get_help_string(self, action: Any) -> str:
+        text = super()._get_help_string(action)
+        head, found, tail = text.partition(", known subclasses: ")
+        names = tail.removesuffix(")").split(", ")
+        if not found or len(names) <= LISTED_SUBCLASSES:
+            return text
+        return f"{head}, any of {len(names)} known subclasses)"
+
+
 class LDCEParser(LightningArgumentParser):
-    """A parser whose errors raise (one line at the top) and suggest the closest known option."""
+    """A parser whose errors raise (one line at the top) and suggest the closest known option, and whose
+    help does not list a type's hundreds of known subclasses."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **{**kwargs, "exit_on_error": False})
+        super().__init__(*args, **{"formatter_class": LDCEHelpFormatter, **kwargs, "exit_on_error": False})
 
     def error(self, message: str, ex: Exception | None = None) -> None:
         unknown = None if "did you mean" in message else console.unknown_key(message)
