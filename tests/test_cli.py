@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 from cli_helpers import (
-    LDCE,
     counts,
     counts_of,
-    environment,
     good_sample,
-    ldce,
+    ldce_here,
+    ldce_in_process,
     outputs_of,
     png,
     predict_args,
@@ -32,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 def test_predict_writes_images_records_summary_and_config(tmp_path):
     config = tiny_config(tmp_path, uneven_shards(tmp_path / "data", (3, 2)), class_names=[f"c{i}" for i in range(10)])
     out = tmp_path / "out"
-    ldce("predict", "--config", str(config), "--output_dir", str(out), "--writer.save_steps", "true")
+    ldce_here("predict", "--config", str(config), "--output_dir", str(out), "--writer.save_steps", "true")
     done = records(out)
     assert sorted(r["key"] for r in done) == [f"s{i:03d}" for i in range(5)]
     for record in done:
@@ -56,12 +54,12 @@ def test_predict_writes_images_records_summary_and_config(tmp_path):
 def test_a_rerun_into_the_same_folder_skips_what_is_done(tmp_path):
     config = tiny_config(tmp_path, uneven_shards(tmp_path / "data", (3,)))
     out = tmp_path / "out"
-    ldce("predict", "--config", str(config), "--output_dir", str(out))
+    ldce_here("predict", "--config", str(config), "--output_dir", str(out))
     first = outputs_of(out)
-    ldce("predict", "--config", str(config), "--output_dir", str(out))
+    ldce_here("predict", "--config", str(config), "--output_dir", str(out))
     assert counts_of(out) == counts(0, 3, 0)
     assert outputs_of(out) == first
-    ldce("predict", "--config", str(config), "--output_dir", str(out), "--writer.overwrite", "true")
+    ldce_here("predict", "--config", str(config), "--output_dir", str(out), "--writer.overwrite", "true")
     assert counts_of(out) == counts(3, 0, 0)
 
 
@@ -69,7 +67,7 @@ def test_a_rerun_into_the_same_folder_skips_what_is_done(tmp_path):
 def test_mixed_precision_predicts_every_input(tmp_path, precision):
     config = tiny_config(tmp_path, uneven_shards(tmp_path / "data", (3,)))
     out = tmp_path / "out"
-    ldce("predict", "--config", str(config), "--output_dir", str(out), "--trainer.precision", precision)
+    ldce_here("predict", "--config", str(config), "--output_dir", str(out), "--trainer.precision", precision)
     assert counts_of(out) == counts(3, 0, 0)
     assert all(Image.open(out / r["files"]["counterfactual"]).size == (32, 32) for r in records(out))
 
@@ -87,7 +85,7 @@ def test_bad_inputs_are_counted_named_and_skipped(tmp_path):
     (tmp_path / "data").mkdir()
     write_shard(tmp_path / "data" / "bad.tar", samples)
     out = tmp_path / "out"
-    ldce(
+    ldce_here(
         "predict", "--config", str(tiny_config(tmp_path, str(tmp_path / "data" / "bad.tar"))), "--output_dir", str(out)
     )
     result = summary(out)
@@ -100,13 +98,12 @@ def test_bad_inputs_are_counted_named_and_skipped(tmp_path):
     assert done["nolabel"][1]["source_predicted"] and not done["gray"][1]["source_predicted"]
 
 
-def test_on_error_fail_stops_at_the_first_bad_input(tmp_path):
+def test_on_error_fail_stops_at_the_first_bad_input(tmp_path, capsys):
     (tmp_path / "data").mkdir()
     write_shard(tmp_path / "data" / "bad.tar", [{"__key__": "nolabel", "png": png(4)}])
     config = tiny_config(tmp_path, str(tmp_path / "data" / "bad.tar"), on_error="fail")
-    command = [*LDCE, *predict_args(config, tmp_path / "out")]
-    result = subprocess.run(command, env=environment(), capture_output=True, text=True, timeout=240)
-    assert result.returncode != 0 and "nolabel" in result.stderr
+    with pytest.raises(RuntimeError, match="unusable inputs .on_error=fail.: nolabel"):
+        ldce_in_process(capsys, *predict_args(config, tmp_path / "out"))
 
 
 def _jpeg() -> bytes:
@@ -156,13 +153,13 @@ def test_shards_command_feeds_predict(tmp_path):
             (tmp_path / "tree" / name / f"{i}.png").write_bytes(png(10 * label + i))
     pattern = str(tmp_path / "shards" / "part-%06d.tar")
     (tmp_path / "shards").mkdir()
-    ldce("shards", "--input", str(tmp_path / "tree"), "--output", pattern, "--maxcount", "3")
+    ldce_here("shards", "--input", str(tmp_path / "tree"), "--output", pattern, "--maxcount", "3")
     assert sorted(p.name for p in (tmp_path / "shards").iterdir()) == ["part-000000.tar", "part-000001.tar"]
     config = tiny_config(
         tmp_path,
         str(tmp_path / "shards" / "part-{000000..000001}.tar"),
         targets={"class_path": "ldce.targets.ClassPairs", "init_args": {"pairs": {0: 1, 1: 0}}},
     )
-    ldce("predict", "--config", str(config), "--output_dir", str(tmp_path / "out"))
+    ldce_here("predict", "--config", str(config), "--output_dir", str(tmp_path / "out"))
     done = {r["key"]: (r["source"], r["target"]) for r in records(tmp_path / "out")}
     assert done == {"cat_0": (0, 1), "cat_1": (0, 1), "dog_0": (1, 0), "dog_1": (1, 0)}

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from cli_helpers import environment, free_port, ldce, records, summary, tiny_config, uneven_shards
+from cli_helpers import environment, free_port, ldce, ldce_here, records, summary, tiny_config, uneven_shards
 from PIL import Image
 
 from ldce.images import quantise, read_image, to_uint8
@@ -48,7 +48,7 @@ def run(tmp_path_factory):
     extra = folder / "metrics.yaml"
     extra.write_text(yaml.safe_dump({"summary": {"metrics": _metrics_config(folder / "classifier.safetensors")}}))
     out = folder / "out"
-    ldce("predict", "--config", str(config), "--config", str(extra), "--output_dir", str(out))
+    ldce_here("predict", "--config", str(config), "--config", str(extra), "--output_dir", str(out))
     return out, summary(out)
 
 
@@ -139,7 +139,7 @@ def test_missing_weights_are_named_with_their_config_key_and_the_rest_is_compute
             }
         )
     )
-    command = ldce("evaluate", "--results", str(results), "--config", str(config))
+    command = ldce_here("evaluate", "--results", str(results), "--config", str(config))
     evaluated = json.loads((results / "metrics.json").read_text())
     errors = evaluated["evaluation_errors"]
     assert set(errors) == {"lpips", "s3"}

@@ -3,7 +3,7 @@ records, files, summary and resume of ``ldce predict``."""
 
 from __future__ import annotations
 
-from cli_helpers import counts_of, ldce, ldce_in_process, png, records, summary, tiny_config
+from cli_helpers import counts_of, ldce_here, ldce_in_process, png, records, summary, tiny_config
 
 FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 COAT = FASHION.index("Coat")
@@ -21,7 +21,7 @@ def _pngs(folder, count, size=32):
 
 
 def _explain(*args):
-    return ldce("explain", *args, "--wandb.mode", "disabled")
+    return ldce_here("explain", *args, "--wandb.mode", "disabled")
 
 
 def test_a_folder_without_labels_is_explained_toward_a_named_target_and_resumes(tmp_path):

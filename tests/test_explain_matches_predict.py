@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from cli_helpers import ldce, records, tiny_config, uneven_shards
+from cli_helpers import ldce_here, records, tiny_config, uneven_shards
 from PIL import Image
 
 from ldce.classifiers import classifier
@@ -19,7 +19,7 @@ def test_explain_gives_the_counterfactual_pngs_of_ldce_predict(tmp_path):
     urls = uneven_shards(tmp_path / "data", (3, 3))
     config = tiny_config(tmp_path, urls, batch_size=3)  # the run: batches of 3 in groups of micro_batch_size 4
     out = tmp_path / "out"
-    ldce("predict", "--config", str(config), "--output_dir", str(out))
+    ldce_here("predict", "--config", str(config), "--output_dir", str(out))
     written = {r["key"]: np.asarray(Image.open(out / r["files"]["counterfactual"])) for r in records(out)}
 
     batch = next(iter(WebDatasetDataModule(urls, batch_size=6, image_size=32).predict_dataloader()))

@@ -9,7 +9,7 @@ import re
 import tarfile
 
 import pytest
-from cli_helpers import ldce, ldce_run, png
+from cli_helpers import ldce_here, ldce_in_process, png
 
 from ldce.datamodules.folders import collect_items
 
@@ -36,7 +36,7 @@ def test_shards_match_imagefolder_names_to_the_given_class_names_by_name(tmp_pat
     tree = _tree(tmp_path / "tree", {"Ankle_boot": 1, "Coat": 1, "T-shirt_top": 1, "sneaker": 1})
     (tmp_path / "names.txt").write_text("\n".join(FASHION) + "\n")
     out = tmp_path / "shards" / "p-%06d.tar"
-    ldce("shards", "--input", str(tree), "--output", str(out), "--class_names", str(tmp_path / "names.txt"))
+    ldce_here("shards", "--input", str(tree), "--output", str(out), "--class_names", str(tmp_path / "names.txt"))
     assert _labels(tmp_path / "shards" / "p-000000.tar") == {
         "Ankle_boot_0": (9, "Ankle boot"),
         "Coat_0": (4, "Coat"),
@@ -45,15 +45,15 @@ def test_shards_match_imagefolder_names_to_the_given_class_names_by_name(tmp_pat
     }
 
 
-def test_a_class_folder_matching_no_given_name_is_a_one_line_error_naming_it(tmp_path):
+def test_a_class_folder_matching_no_given_name_is_a_one_line_error_naming_it(tmp_path, capsys):
     tree = _tree(tmp_path / "tree", {"Coat": 1, "Jacket": 1})
     (tmp_path / "names.txt").write_text("\n".join(FASHION) + "\n")
     out = tmp_path / "shards" / "p-%06d.tar"
-    result = ldce_run(
-        "shards", "--input", str(tree), "--output", str(out), "--class_names", str(tmp_path / "names.txt")
+    status, stderr = ldce_in_process(
+        capsys, "shards", "--input", str(tree), "--output", str(out), "--class_names", str(tmp_path / "names.txt")
     )
-    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
-    assert "['Jacket'] match none of the 10 class names" in result.stderr and not out.parent.exists()
+    assert status == 2 and len(stderr.strip().splitlines()) == 1
+    assert "['Jacket'] match none of the 10 class names" in stderr and not out.parent.exists()
 
 
 def test_leftovers_of_operating_systems_and_archivers_are_neither_classes_nor_images(tmp_path, caplog):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from cli_helpers import ldce, records, tiny_config, uneven_shards
+from cli_helpers import ldce_here, records, tiny_config, uneven_shards
 from toy import ToyBackbone, toy_classifier, toy_images
 
 from ldce.method.config import LDCEConfig
@@ -71,5 +71,5 @@ def test_a_term_is_one_config_entry_of_ldce_predict(tmp_path):
     """``model.extra_terms`` takes a term by class path; the run explains every input with it."""
     term = {"class_path": "test_guidance_terms.ConstantScore", "init_args": {"value": 0.05}}
     config = tiny_config(tmp_path, uneven_shards(tmp_path / "data", (2,)), extra_terms=[term])
-    ldce("predict", "--config", str(config), "--output_dir", str(tmp_path / "out"))
+    ldce_here("predict", "--config", str(config), "--output_dir", str(tmp_path / "out"))
     assert [r["status"] for r in records(tmp_path / "out")] == ["done", "done"]

@@ -10,7 +10,7 @@ import tarfile
 
 import pytest
 import torch
-from cli_helpers import good_sample, ldce, ldce_in_process, png, records, summary, tiny_config, write_shard
+from cli_helpers import good_sample, ldce_here, ldce_in_process, png, records, summary, tiny_config, write_shard
 from PIL import Image
 from toy import ToyBackbone, toy_classifier, toy_images
 
@@ -145,7 +145,7 @@ def _half_mask() -> Image.Image:
 
 
 def _explain_folder(images, config, target: str, out, *options: str) -> None:
-    ldce(
+    ldce_here(
         "explain",
         str(images),
         "--config",
@@ -203,7 +203,7 @@ def test_a_shard_sample_brings_its_mask_or_a_box_and_ldce_shards_packs_masks(tmp
     write_shard(tmp_path / "a.tar", [with_mask, with_box, bare])
     config = tiny_config(tmp_path, str(tmp_path / "a.tar"), region={"source": "given", "feather": 0})
     out = str(tmp_path / "out")
-    ldce("predict", "--config", str(config), "--output_dir", out)
+    ldce_here("predict", "--config", str(config), "--output_dir", out)
     by_key = {r["key"]: r for r in records(tmp_path / "out")}
     assert [by_key[k]["status"] for k in ("s000", "s001", "s002")] == ["done", "done", "failed"]
     for key, largest in (("s000", 0.5), ("s001", 0.25)):
@@ -216,6 +216,6 @@ def test_a_shard_sample_brings_its_mask_or_a_box_and_ldce_shards_packs_masks(tmp
     folder.mkdir()
     (folder / "p.png").write_bytes(png(3))
     half.save(folder / "p.mask.png")
-    ldce("shards", "--input", str(folder), "--output", str(tmp_path / "packed-%d.tar"))
+    ldce_here("shards", "--input", str(folder), "--output", str(tmp_path / "packed-%d.tar"))
     with tarfile.open(tmp_path / "packed-0.tar") as tar:
         assert sorted(m.name for m in tar) == ["p.json", "p.mask.png", "p.png"]

@@ -13,7 +13,16 @@ import shutil
 
 import numpy as np
 import pytest
-from cli_helpers import good_sample, ldce, ldce_run, predict_args, records, summary, tiny_config, write_shard
+from cli_helpers import (
+    good_sample,
+    ldce_here,
+    ldce_in_process,
+    predict_args,
+    records,
+    summary,
+    tiny_config,
+    write_shard,
+)
 from PIL import Image
 
 SIXTEEN_BIT = np.arange(32 * 32, dtype=np.uint16).reshape(32, 32) * 64  # 0 … 65472, 1024 gray levels
@@ -47,7 +56,7 @@ def odd(tmp_path_factory):
     out = folder / "out"
     (out / "original" / "w000.png").mkdir(parents=True)  # a folder where the file should go: that write fails
     config = tiny_config(folder, str(folder / "data" / "part-{000000..000002}.tar"))
-    result = ldce(*predict_args(config, out))
+    result = ldce_here(*predict_args(config, out))
     return folder, out, records(out), summary(out), result
 
 
@@ -88,23 +97,25 @@ def test_keys_that_are_no_file_names_are_written_under_safe_unique_names(odd):
         assert len(name) < 100 and (out / name).is_file()
 
 
-def test_duplicate_keys_can_stop_the_run_naming_both_shards(odd):
+def test_duplicate_keys_can_stop_the_run_naming_both_shards(odd, capsys):
     folder, *_ = odd
     config = tiny_config(folder, str(folder / "data" / "part-{000000..000001}.tar"))
-    result = ldce_run(*predict_args(config, folder / "strict", "--data.init_args.duplicate_keys", "fail"))
-    assert result.returncode != 0 and "'s000' in part-000000, part-000001" in result.stderr
+    status, stderr = ldce_in_process(
+        capsys, *predict_args(config, folder / "strict", "--data.init_args.duplicate_keys", "fail")
+    )
+    assert status != 0 and "'s000' in part-000000, part-000001" in stderr
     assert not (folder / "strict" / "records").exists()
 
 
-def test_missing_shards_are_all_named_before_any_model_loads(odd):
+def test_missing_shards_are_all_named_before_any_model_loads(odd, capsys):
     folder, *_ = odd
     urls = json.dumps(
         [str(folder / "data" / "part-000000.tar"), str(folder / "nope-1.tar"), str(folder / "nope-2.tar")]
     )
-    result = ldce_run(*predict_args(tiny_config(folder, urls), folder / "missing"))
-    assert result.returncode != 0 and "2 of 3 shards not found" in result.stderr
-    assert "nope-1.tar" in result.stderr and "nope-2.tar" in result.stderr
-    assert "tiny_class_conditional_ldm" not in result.stderr and not (folder / "missing" / "records").exists()
+    status, stderr = ldce_in_process(capsys, *predict_args(tiny_config(folder, urls), folder / "missing"))
+    assert status != 0 and "2 of 3 shards not found" in stderr
+    assert "nope-1.tar" in stderr and "nope-2.tar" in stderr
+    assert "tiny_class_conditional_ldm" not in stderr and not (folder / "missing" / "records").exists()
 
 
 @pytest.mark.parametrize(
@@ -116,28 +127,30 @@ def test_missing_shards_are_all_named_before_any_model_loads(odd):
     ],
     ids=["image size", "true bf16", "inference mode"],
 )
-def test_settings_ldce_cannot_honour_are_refused_before_any_work(odd, flags, named):
+def test_settings_ldce_cannot_honour_are_refused_before_any_work(odd, flags, named, capsys):
     folder, *_ = odd
     config = tiny_config(folder, str(folder / "data" / "part-000001.tar"))
-    result = ldce_run(*predict_args(config, folder / "refused", *flags))
-    assert result.returncode != 0 and named in result.stderr
+    status, stderr = ldce_in_process(capsys, *predict_args(config, folder / "refused", *flags))
+    assert status != 0 and named in stderr
     assert not (folder / "refused" / "records").exists()
 
 
-def test_a_resume_with_other_settings_is_refused_and_a_summary_is_never_emptied(odd, tmp_path):
+def test_a_resume_with_other_settings_is_refused_and_a_summary_is_never_emptied(odd, tmp_path, capsys):
     folder, *_ = odd
     config, out = tiny_config(tmp_path, str(folder / "data" / "part-000001.tar")), tmp_path / "out"
-    ldce(*predict_args(config, out))
+    ldce_here(*predict_args(config, out))
     first = summary(out)
-    changed = ldce_run(*predict_args(config, out, "--model.method.strength", "0.3", "--model.seed", "4"))
-    assert changed.returncode != 0
-    assert "model.method.strength: 0.5 → 0.3" in changed.stderr and "model.seed: 0 → 4" in changed.stderr
+    status, stderr = ldce_in_process(
+        capsys, *predict_args(config, out, "--model.method.strength", "0.3", "--model.seed", "4")
+    )
+    assert status != 0
+    assert "model.method.strength: 0.5 → 0.3" in stderr and "model.seed: 0 → 4" in stderr
     assert summary(out) == first
-    ldce(*predict_args(config, out))
+    ldce_here(*predict_args(config, out))
     again = summary(out)
     assert again["counts"]["skipped"] == 2 and again["folder"] == first["folder"] == {"done": 2, "failed": 0}
     assert again["evaluation"] == first["evaluation"] and again["metrics"] == first["metrics"]
-    ldce(*predict_args(config, out, "--model.method.strength", "0.3", "--writer.overwrite", "true"))
+    ldce_here(*predict_args(config, out, "--model.method.strength", "0.3", "--writer.overwrite", "true"))
     assert summary(out)["counts"]["done"] == 2
 
 
@@ -150,7 +163,7 @@ def test_evaluate_names_skips_and_counts_what_is_damaged(odd, tmp_path):
     (results / by_key[done[1]]["files"]["original"]).unlink()
     part = next((results / "records").glob("*.jsonl"))
     part.write_text(part.read_text() + '{"key": "cut off", "status": "do')
-    ldce("evaluate", "--results", str(results))
+    ldce_here("evaluate", "--results", str(results))
     metrics = json.loads((results / "metrics.json").read_text())
     where = [item["where"] for item in metrics["skipped"]["items"]]
     assert metrics["skipped"]["count"] == 3 and metrics["pairs"] == len(done) - 2
@@ -158,7 +171,7 @@ def test_evaluate_names_skips_and_counts_what_is_damaged(odd, tmp_path):
     assert any(w.startswith(f"records/{part.name}:") for w in where)
 
 
-def test_evaluate_on_a_missing_folder_fails_and_creates_nothing(tmp_path):
-    result = ldce_run("evaluate", "--results", str(tmp_path / "typo"))
-    assert result.returncode != 0 and "is not an ldce results folder" in result.stderr
+def test_evaluate_on_a_missing_folder_fails_and_creates_nothing(tmp_path, capsys):
+    status, stderr = ldce_in_process(capsys, "evaluate", "--results", str(tmp_path / "typo"))
+    assert status != 0 and "is not an ldce results folder" in stderr
     assert not (tmp_path / "typo").exists()
