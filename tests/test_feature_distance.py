@@ -16,6 +16,7 @@ from ldce.method.guided import GuidedNoiseModel, ldce_terms, predicted_clean_lat
 from ldce.method.schedule import ddim_grid
 from ldce.method.terms import DistanceGuidance, FeatureDistanceGuidance, Task
 from ldce.method.terms.feature_distance import feature_loss
+from ldce.pipeline import LDCEPipeline
 
 LOSSES = ("cossim", "1", "2")
 VIT = "timm.models.vision_transformer.VisionTransformer"
@@ -110,3 +111,15 @@ def test_lp_custom_picks_the_pixel_or_the_feature_term_and_refuses_a_missing_ext
         ldce_terms(LDCEConfig(lp_custom="dino_cossim"), classifier)
     with pytest.raises(ValueError, match="^lp_custom must be one of"):
         LDCEConfig(lp_custom="dino_3")
+
+
+def test_the_pipeline_takes_the_extractor_and_refuses_a_feature_distance_without_one(extractor):
+    """``LDCEPipeline(..., distance_features=F)`` guides with the feature term (its counterfactuals differ
+    from the pixel distance's); ``dino_*`` without ``F`` fails at construction naming both fields."""
+    backbone, classifier, images = ToyBackbone(), toy_classifier(), toy_images(2)
+    method = {"ddim_steps": 20, "strength": 0.3}
+    features = LDCEPipeline(backbone, classifier, LDCEConfig(**method, lp_custom="dino_2"), distance_features=extractor)
+    pixels = LDCEPipeline(backbone, classifier, LDCEConfig(**method, lp_custom=2))
+    assert not torch.allclose(features(images, [1, 2], "pt").images, pixels(images, [1, 2], "pt").images)
+    with pytest.raises(ValueError, match="config.lp_custom 'dino_2' .* needs distance_features"):
+        LDCEPipeline(backbone, classifier, LDCEConfig(lp_custom="dino_2"))

@@ -154,8 +154,9 @@ class LDCEPipeline:
     @classmethod
     def from_config(cls, config: str | Path) -> LDCEPipeline:
         """The model of an ``ldce predict`` config: a file, or the name of a config that ships with ldce
-        (``quickstart``). Its ``backbone``, ``classifier``, ``method``, ``class_names``, ``speedups`` and
-        ``micro_batch_size`` are used; data, targets and outputs are the caller's."""
+        (``quickstart``). Its ``backbone``, ``classifier``, ``method``, ``class_names``, ``speedups``,
+        ``micro_batch_size``, ``region``, ``segmenter`` and ``distance_features`` are used; data, targets and
+        outputs are the caller's."""
         model = migrate_config(yaml.safe_load(_config_path(config).read_text()) or {})[0].get("model") or {}
         parser = _model_parser()
         parsed = parser.instantiate(parser.parse_object({k: v for k, v in model.items() if k in CONFIG_FIELDS}))

@@ -18,7 +18,10 @@ it already lies in [0, 1]) before the crop and normalisation. Its ``1`` and ``2`
 batch too (a ``1/B`` factor; ``cossim`` likewise), which ``enforce_same_norms`` removes. Here both
 images pass the extractor's own preprocessing (the classifier-loader convention: [0, 1] RGB in, the
 wrapper resizes, crops and normalises) — for DINO through timm, the 224 centre crop with ImageNet
-statistics that the original intended — and the loss is per sample.
+statistics that the original intended — and the loss is per sample. (timm's DINO configuration
+first resizes the shorter side to 248, crop_pct 0.9; ``ldce.classifiers.classifier(timm=
+"vit_base_patch16_224.dino", checkpoint=…, num_classes=0, preprocessing=Preprocessing(crop=224,
+mean=IMAGENET_MEAN, std=IMAGENET_STD))`` crops a 256-pixel image exactly as the original meant to.)
 """
 
 from __future__ import annotations
