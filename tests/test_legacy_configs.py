@@ -101,3 +101,14 @@ def test_ldce_predict_reads_an_old_config_as_the_new_one_and_says_so(tmp_path):
     assert then.stdout == now.stdout
     assert "ldce 0.1 keys" in then.stderr and "model.strength (now model.method.strength)" in then.stderr
     assert "ldce 0.1 keys" not in now.stderr
+
+
+def test_the_originals_backprop_diffusion_is_read_as_backprop_noise_model():
+    """The original's sampler option name, flat, under ``method`` or as a flag, lands on the renamed field."""
+    for model in ({"backprop_diffusion": False}, {"method": {"backprop_diffusion": False, "strength": 0.3}}):
+        migrated, changes = migrate_config({"model": model})
+        assert migrated["model"]["method"]["backprop_noise_model"] is False
+        assert "backprop_diffusion" not in migrated["model"]["method"] and len(changes) == 1
+    flags, changes = migrate_argv(["--model.backprop_diffusion=false", "--model.method.backprop_diffusion", "0"])
+    assert flags == ["--model.method.backprop_noise_model=false", "--model.method.backprop_noise_model", "0"]
+    assert len(changes) == 2

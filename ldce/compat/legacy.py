@@ -26,6 +26,8 @@ GROUPS = {
     **{f.name: "speedups" for f in dataclasses.fields(Speedups)},
 }
 """Flat module argument of ldce 0.1 → the argument group that holds it now."""
+ORIGINAL_NAMES = {"backprop_diffusion": "backprop_noise_model"}
+"""The original project's ``sampler`` option → the :class:`LDCEConfig` field that took another name."""
 PREPROCESSING_FIELDS = {f.name for f in dataclasses.fields(Preprocessing)}
 RENAMED = {
     "ldce.backbones.pretrained.": "ldce.backbones.paper.",
@@ -93,6 +95,19 @@ def _migrate_classes(value: Any, changes: list[str], where: str) -> Any:
     return value
 
 
+def _original_names(model: dict[str, Any], changes: list[str]) -> dict[str, Any]:
+    """``model`` with the original's option names, flat or under ``method``, renamed to ldce's fields."""
+    model = dict(model)
+    for old, new in ORIGINAL_NAMES.items():
+        method = model["method"] if isinstance(model.get("method"), dict) else {}
+        for where, holder in (("model", model), ("model.method", method)):
+            if old in holder:
+                changes.append(f"{where}.{old} (now model.method.{new})")
+                model["method"] = {**{k: v for k, v in method.items() if k != old}, new: holder[old]}
+        model.pop(old, None)
+    return model
+
+
 def migrate_config(config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """An ``ldce predict`` config in the current form, and the old keys it had (empty: nothing changed).
     Raises ``ValueError`` when ``config`` is not a mapping."""
@@ -107,6 +122,7 @@ def migrate_config(config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         changes.append("model.init_args (now model)")
         model = dict(model["init_args"] or {})
     if isinstance(model, dict):
+        model = _original_names(model, changes)
         for key in [k for k in model if k in GROUPS]:
             changes.append(f"model.{key} (now model.{GROUPS[key]}.{key})")
             model.setdefault(GROUPS[key], {})[key] = model.pop(key)
@@ -116,10 +132,15 @@ def migrate_config(config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
 
 def _migrate_flag(name: str) -> str:
     """``--model.init_args.X`` → ``--model.X``; ``--model.strength`` → ``--model.method.strength``;
+    ``--model[.method].backprop_diffusion`` (the original's name) → ``--model.method.backprop_noise_model``;
     ``--model.classifier.init_args.crop`` → ``--model.classifier.init_args.preprocessing.crop``."""
     parts = name.removeprefix("--").split(".")
     if parts[:2] == ["model", "init_args"]:
         parts = ["model", *parts[2:]]
+    if len(parts) == 2 and parts[0] == "model" and parts[1] in ORIGINAL_NAMES:
+        parts = ["model", "method", parts[1]]
+    if len(parts) == 3 and parts[:2] == ["model", "method"]:
+        parts[2] = ORIGINAL_NAMES.get(parts[2], parts[2])
     if len(parts) == 2 and parts[0] == "model" and parts[1] in GROUPS:
         parts = ["model", GROUPS[parts[1]], parts[1]]
     if parts[:3] == ["model", "classifier", "init_args"] and len(parts) == 4 and parts[3] in PREPROCESSING_FIELDS:

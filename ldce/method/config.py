@@ -9,12 +9,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from jsonargparse.typing import ClosedUnitInterval, NonNegativeFloat, PositiveInt, restricted_number_type
+from jsonargparse.typing import (
+    ClosedUnitInterval,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveInt,
+    restricted_number_type,
+)
 
 from ldce.checks import check_fields
 from ldce.method.consensus import ConeProjection
 
 Guidance = Literal["projected", "unprojected", "free"]
+Distance = Literal[1, 2, "dino_cossim", "dino_1", "dino_2"]
 Degrees = restricted_number_type("Degrees", float, [(">", 0), ("<=", 180)], join="and")
 
 
@@ -30,7 +37,10 @@ class LDCEConfig:
         classifier_lambda: ``λc`` (``sampler.classifier_lambda``), the classifier score's norm relative to ``|d|``.
         dist_lambda: ``λd`` (``sampler.dist_lambda``), the distance score's norm relative to ``|d|``.
         deg_cone_projection: ``θmax`` in degrees, in (0, 180]: the consensus cone's half angle.
-        lp_custom: ``p`` of the distance term, 1 (L1) or 2 (squared L2).
+        lp_custom: the distance term's measure: 1 (L1) or 2 (squared L2) between pixels, or, as the
+            original's ``dino_<loss>``, between the features of ``model.distance_features`` (the
+            original: DINO ViT-B/16): ``dino_cossim`` (1 − cosine similarity), ``dino_1`` (mean absolute
+            difference) or ``dino_2`` (mean squared difference); see ``ldce.method.terms.feature_distance``.
         guidance: ``projected`` (consensus guidance), ``unprojected`` (the raw classifier score,
             no consensus: an ablation) or ``free`` (classifier-free guidance only, no classifier).
         cone_projection_type: ``zero_binning``, ``binning`` or ``default`` (see ``ldce.method.consensus``).
@@ -38,6 +48,14 @@ class LDCEConfig:
         enforce_same_norms: rescale both scores to ``λ · |d|`` per sample.
         batched_vjp: compute the gradients of all guidance terms in one batched backward pass
             (``vmap`` over the vector–Jacobian product) instead of one each; changes no result, only speed.
+        backprop_noise_model: carry the guidance gradients through the noise model (the original's
+            ``backprop_diffusion``). False: ``e_u`` is held constant, so ``∂L/∂z = (1/√a)·∂L/∂ẑ0`` — only
+            the decoder's and the loss's Jacobians — cheaper, and a different direction.
+        self_recurrence: after each guided step, this many further DDIM updates at the same grid index
+            with the conditional noise ``e_c`` alone (no guidance, scale 1), as the original's
+            ``self_recurrence``; 0: none (see ``ldce.method.recurrence``).
+        self_recurrence_every_n_steps: apply them only at grid indices divisible by this (0: at every
+            step). The original reads this option but never uses it (every step, as 0 here).
     """
 
     strength: ClosedUnitInterval = 0.382
@@ -47,12 +65,15 @@ class LDCEConfig:
     classifier_lambda: NonNegativeFloat = 2.3
     dist_lambda: NonNegativeFloat = 0.3
     deg_cone_projection: Degrees = 45.0
-    lp_custom: Literal[1, 2] = 1
+    lp_custom: Distance = 1
     guidance: Guidance = "projected"
     cone_projection_type: ConeProjection = "zero_binning"
     consensus_chunk_size: PositiveInt = 1
     enforce_same_norms: bool = True
     batched_vjp: bool = False
+    backprop_noise_model: bool = True
+    self_recurrence: NonNegativeInt = 0
+    self_recurrence_every_n_steps: NonNegativeInt = 0
 
     def __post_init__(self) -> None:
         check_fields(self)

@@ -2,7 +2,8 @@
 
 1. per sample, a generator seeded by ``(seed, key)``: posterior noise, start noise ``ξ``, DDIM noise
 2. ``z0 = s·E(2x − 1)``, ``z = √a_n·z0 + √(1 − a_n)·ξ`` with ``n = ⌊strength·S⌋``
-3. the DDIM loop ``i = n−1 … 0`` over the guided noise model of the config's terms (+ ``extra_terms``)
+3. the DDIM loop ``i = n−1 … 0`` over the guided noise model of the config's terms (+ ``extra_terms``),
+   with the step hooks: self-recurrence (``ldce.method.recurrence``), then the region constraint
 4. ``x_cf = clamp((D(z/s) + 1)/2, 0, 1)`` and the classifier's facts on ``x`` and ``x_cf``
 
 With ``micro_batch_size`` the inputs are computed in groups of exactly that many (the last group
@@ -28,11 +29,12 @@ from ldce.classifiers.logits import confidence, predict, target_probability
 from ldce.method.config import LDCEConfig
 from ldce.method.guided import GuidedNoiseModel, StepRecord, ldce_terms
 from ldce.method.outputs import Counterfactuals, StepTrace
+from ldce.method.recurrence import SelfRecurrence
 from ldce.method.region.constraint import RegionInputs
 from ldce.method.region.constraint import finish as region_finish
 from ldce.method.region.constraint import start as region_start
-from ldce.method.sampler import StepCallback, sample
-from ldce.method.schedule import ddim_grid, noise_level, start_index
+from ldce.method.sampler import StepCallback, StepHook, sample
+from ldce.method.schedule import DDIMGrid, ddim_grid, noise_level, start_index
 from ldce.method.terms import GuidanceTerm, Task
 
 
@@ -99,6 +101,25 @@ def _facts(classifier: nn.Module, images: Tensor, counterfactuals: Tensor, targe
     }
 
 
+def _self_recurrence(
+    config: LDCEConfig,
+    backbone: Backbone,
+    grid: DDIMGrid,
+    cond: Tensor,
+    generators: Sequence[torch.Generator],
+    latent_shape: Sequence[int],
+    start: int,
+) -> SelfRecurrence:
+    """The self-recurrence hook; for ``η > 0`` its noise ``(start, repeats, B, C, h, w)`` is drawn after the
+    DDIM noise, step ``i`` at row ``i`` (so the draws before it are as without self-recurrence)."""
+    noise = None
+    if config.ddim_eta > 0:
+        repeats = range(config.self_recurrence)
+        rows = [torch.stack([draw_noise(generators, latent_shape, cond.device) for _ in repeats]) for _ in range(start)]
+        noise = torch.stack(rows).flip(0)
+    return SelfRecurrence(backbone, grid, cond, config.self_recurrence, config.self_recurrence_every_n_steps, noise)
+
+
 @dataclass(frozen=True)
 class _Run:
     """What every group of one ``explain`` call shares."""
@@ -134,14 +155,22 @@ def _explain_group(
     if config.ddim_eta > 0 and start > 0:
         step_noise = torch.stack([draw_noise(generators, latent_shape, z0.device) for _ in range(start)]).flip(0)
     task = Task(images, targets, cond, null)
-    noise_model = GuidedNoiseModel(backbone, run.terms, config.scale, grid, task, config.batched_vjp)
+    noise_model = GuidedNoiseModel(
+        backbone, run.terms, config.scale, grid, task, config.batched_vjp, config.backprop_noise_model
+    )
     recorder = _Recorder(run.record_steps, run.callback)
+    hooks: list[StepHook] = []
+    if config.self_recurrence > 0 and start > 0:
+        hooks.append(_self_recurrence(config, backbone, grid, cond, generators, latent_shape, start))
     constrained = region is not None and region.config.active and start > 0
-    hooks = [region_start(region, images, run.classifier, z0, xi, grid)] if constrained else []
+    region_hook = region_start(region, images, run.classifier, z0, xi, grid) if constrained else None
+    hooks += [] if region_hook is None else [region_hook]
     z = sample(noise_model, z, start, grid, step_noise, hooks, recorder)
     with torch.no_grad():
         counterfactuals = backbone.decode(z).float().clamp(0.0, 1.0)
-    kept = region_finish(region.config, hooks[0], images, counterfactuals, targets, run.classifier) if hooks else None
+    kept = None
+    if region_hook is not None:
+        kept = region_finish(region.config, region_hook, images, counterfactuals, targets, run.classifier)
     counterfactuals = counterfactuals if kept is None else kept.images
     facts = _facts(run.classifier, images, counterfactuals, targets)
     region_facts = {} if kept is None else {"region": kept.masks, "region_growth": kept.growth}
@@ -164,6 +193,7 @@ def explain(
     extra_terms: Sequence[GuidanceTerm] = (),
     record_steps: bool = False,
     region: RegionInputs | None = None,
+    distance_features: nn.Module | None = None,
 ) -> Counterfactuals:
     """Counterfactual explanations of ``classifier`` for ``images`` towards ``targets``.
 
@@ -175,8 +205,9 @@ def explain(
     docstring). ``extra_terms`` are added to the config's guidance terms. ``record_steps`` keeps
     every step's ``x̂0`` and consensus mask in ``trace``. ``callback`` sees every step's record
     (of each group, padding included). ``region`` constrains the change to a region of each image
-    (``ldce.method.region``; ``source: none`` is LDCE as published). Raises ``ValueError`` on
-    mismatched lengths.
+    (``ldce.method.region``; ``source: none`` is LDCE as published). ``distance_features``: the
+    feature extractor of ``lp_custom: dino_<loss>`` (``ldce.method.terms.feature_distance``). Raises
+    ``ValueError`` on mismatched lengths or a feature distance without its extractor.
     """
     config = config or LDCEConfig()
     check("micro_batch_size", micro_batch_size, PositiveInt | None)
@@ -192,7 +223,7 @@ def explain(
     if region is not None and region.masks is not None and len(region.masks) != len(images):
         raise ValueError(f"need a region mask per image; got {len(region.masks)} masks for {len(images)} images")
     images, targets = images.to(backbone.device), targets.to(backbone.device)
-    terms = ldce_terms(config, classifier) + list(extra_terms)
+    terms = ldce_terms(config, classifier, distance_features) + list(extra_terms)
     run = _Run(backbone, classifier, config, terms, seed, record_steps, callback)
     size = micro_batch_size or len(keys)
     results = []

@@ -7,6 +7,7 @@ As in k-diffusion, guidance is a wrapper around the model, not a branch in the s
     1. e_c = eps(z, t, c)                                  no autograd graph
     2. e_u = eps(z, t, u),  ẑ0 = (z − √(1−a)·e_u)/√a,  x̂0 = (D(ẑ0/s) + 1)/2
                                                            one graph z ↦ x̂0, if any term needs a gradient
+                                                           (through e_u only with backprop_noise_model)
     3. ∂L_k/∂x̂0 per term, carried back to z through the one graph (K vector–Jacobian products)
     4. ê = e_u + scale · Σ_k score_k(d = e_c − e_u, ∂L_k/∂z, …)
 
@@ -31,11 +32,11 @@ from ldce.method.terms import (
     ClassifierFreeGuidance,
     ClassifierGuidance,
     Consensus,
-    DistanceGuidance,
     GuidanceTerm,
     ImageGradient,
     StepInputs,
     Task,
+    distance_term,
 )
 from ldce.method.vjp import scaled_vjp
 
@@ -71,9 +72,12 @@ def predicted_clean_latent(z: Tensor, eps: Tensor, alpha: Tensor) -> Tensor:
     return (z - torch.sqrt(1.0 - alpha) * eps) / alpha.sqrt()
 
 
-def ldce_terms(config: LDCEConfig, classifier: nn.Module | None) -> list[GuidanceTerm]:
+def ldce_terms(
+    config: LDCEConfig, classifier: nn.Module | None, distance_features: nn.Module | None = None
+) -> list[GuidanceTerm]:
     """The terms of ``config.guidance``: ``projected`` / ``unprojected`` → classifier (with / without
-    consensus) and distance terms; ``free`` → classifier-free guidance only."""
+    consensus) and distance terms (in pixels, or in ``distance_features``' space for ``lp_custom:
+    dino_<loss>``); ``free`` → classifier-free guidance only."""
     if config.guidance == "free":
         return [ClassifierFreeGuidance()]
     if classifier is None:
@@ -83,7 +87,7 @@ def ldce_terms(config: LDCEConfig, classifier: nn.Module | None) -> list[Guidanc
         consensus = Consensus(config.deg_cone_projection, config.cone_projection_type, config.consensus_chunk_size)
     return [
         ClassifierGuidance(classifier, config.classifier_lambda, consensus, config.enforce_same_norms),
-        DistanceGuidance(config.lp_custom, config.dist_lambda, config.enforce_same_norms),
+        distance_term(config.lp_custom, config.dist_lambda, config.enforce_same_norms, distance_features),
     ]
 
 
@@ -108,6 +112,8 @@ class GuidedNoiseModel:
         grid: the DDIM grid, on the latents' device.
         task: the batch's originals, targets and conditioning.
         batched_vjp: one batched backward pass for all terms' gradients instead of one each.
+        backprop_noise_model: build the graph through ``e_u`` (``backprop_diffusion``); false: ``e_u`` is
+            computed without one and ``∂L/∂z = (1/√a)·∂L/∂ẑ0``.
     """
 
     def __init__(
@@ -118,12 +124,14 @@ class GuidedNoiseModel:
         grid: DDIMGrid,
         task: Task,
         batched_vjp: bool = False,
+        backprop_noise_model: bool = True,
     ) -> None:
         if not terms:
             raise ValueError("a guided noise model needs at least one guidance term")
         self.backbone, self.terms, self.scale = backbone, list(terms), scale
         self.grid, self.task, self.batched_vjp = grid, task, batched_vjp
         self.needs_graph = any(term.needs_gradient for term in self.terms)
+        self.backprop_noise_model = backprop_noise_model
 
     @torch.enable_grad()
     def __call__(self, z: Tensor, index: int) -> GuidedNoise:
@@ -134,7 +142,8 @@ class GuidedNoiseModel:
         with torch.no_grad():
             e_c = self.backbone.eps(z, t, self.task.cond).float()
         with torch.set_grad_enabled(self.needs_graph):
-            e_u = self.backbone.eps(z, t, self.task.null).float()
+            with torch.set_grad_enabled(self.needs_graph and self.backprop_noise_model):
+                e_u = self.backbone.eps(z, t, self.task.null).float()
             clean_latent = predicted_clean_latent(z, e_u, alpha)
             image = self.backbone.decode(clean_latent)
         probe = image.detach().float()

@@ -38,6 +38,7 @@ from ldce.compat.legacy import migrate_config
 from ldce.images import to_uint8
 from ldce.method import Counterfactuals, LDCEConfig, explain
 from ldce.method.region import RegionConfig, RegionInputs
+from ldce.method.terms.feature_distance import check_distance_features
 from ldce.pipeline.inputs import as_images, as_targets
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ CONFIG_FIELDS = (
     "micro_batch_size",
     "region",
     "segmenter",
+    "distance_features",
 )
 
 
@@ -97,6 +99,7 @@ def _model_parser() -> ArgumentParser:
     parser.add_argument("--micro_batch_size", type=PositiveInt | None, default=None)
     parser.add_argument("--region", type=RegionConfig, default=RegionConfig())
     parser.add_argument("--segmenter", type=nn.Module | None, default=None)
+    parser.add_argument("--distance_features", type=nn.Module | None, default=None)
     return parser
 
 
@@ -114,6 +117,8 @@ class LDCEPipeline:
         region: where the counterfactuals may differ from the originals (``ldce.method.region``;
             default: anywhere, LDCE as published); ``given`` takes the ``masks`` of each call.
         segmenter: the ``segmentation`` region source's model (``ldce.segmenters.clipseg``).
+        distance_features: the feature extractor of ``lp_custom: dino_<loss>`` (``ValueError`` when one is
+            given without the other).
     """
 
     def __init__(
@@ -125,6 +130,7 @@ class LDCEPipeline:
         micro_batch_size: int | None = None,
         region: RegionConfig | None = None,
         segmenter: nn.Module | None = None,
+        distance_features: nn.Module | None = None,
     ) -> None:
         for name, value, kind in (("backbone", backbone, Backbone), ("classifier", classifier, nn.Module)):
             if not isinstance(value, kind):
@@ -136,27 +142,39 @@ class LDCEPipeline:
         self.config = config or LDCEConfig()
         self.class_names, self.micro_batch_size = read_class_names(class_names), micro_batch_size
         self.region, self.segmenter = region or RegionConfig(), segmenter
+        check_distance_features(self.config.lp_custom, distance_features, "config.lp_custom", "distance_features")
+        self.distance_features = None if distance_features is None else distance_features.eval().requires_grad_(False)
         if (warning := rescale_warning(classifier, backbone.image_size)) is not None:
             log.warning(warning)
 
     @classmethod
     def from_config(cls, config: str | Path) -> LDCEPipeline:
         """The model of an ``ldce predict`` config: a file, or the name of a config that ships with ldce
-        (``quickstart``). Its ``backbone``, ``classifier``, ``method``, ``class_names``, ``speedups`` and
-        ``micro_batch_size`` are used; data, targets and outputs are the caller's."""
+        (``quickstart``). Its ``backbone``, ``classifier``, ``method``, ``class_names``, ``speedups``,
+        ``micro_batch_size``, ``region``, ``segmenter`` and ``distance_features`` are used; data, targets and
+        outputs are the caller's."""
         model = migrate_config(yaml.safe_load(_config_path(config).read_text()) or {})[0].get("model") or {}
         parser = _model_parser()
         parsed = parser.instantiate(parser.parse_object({k: v for k, v in model.items() if k in CONFIG_FIELDS}))
         backbone = apply_speedups(parsed.backbone, parsed.speedups)
         names = read_class_names(parsed.class_names)
         return cls(
-            backbone, parsed.classifier, parsed.method, names, parsed.micro_batch_size, parsed.region, parsed.segmenter
+            backbone,
+            parsed.classifier,
+            parsed.method,
+            names,
+            parsed.micro_batch_size,
+            parsed.region,
+            parsed.segmenter,
+            parsed.distance_features,
         )
 
     def to(self, device: str | torch.device) -> LDCEPipeline:
         """Move the backbone and the classifier to ``device``; returns the pipeline."""
         self.backbone.to(device)
         self.classifier.to(device)
+        if self.distance_features is not None:
+            self.distance_features.to(device)
         return self
 
     def __call__(
@@ -189,6 +207,7 @@ class LDCEPipeline:
             seed,
             micro_batch_size=self.micro_batch_size,
             region=region,
+            distance_features=self.distance_features,
         ).cpu()
         return LDCEPipelineOutput(
             images=_as_output(result.images, output_type),

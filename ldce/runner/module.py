@@ -25,6 +25,7 @@ from ldce.method.guided import StepRecord
 from ldce.method.region import RegionConfig, RegionInputs
 from ldce.method.schedule import start_index
 from ldce.method.terms import GuidanceTerm
+from ldce.method.terms.feature_distance import check_distance_features
 from ldce.runner.prediction import Prediction
 from ldce.targets import FromSample, TargetPolicy
 
@@ -56,6 +57,9 @@ class CounterfactualModule(LightningModule):
         segmenter: the ``segmentation`` region source's model, e.g. ``ldce.segmenters.clipseg``.
         image_size: the side of the images the data delivers, in pixels; ``ldce predict`` sets it from
             the datamodule and it must equal the backbone's (checked before any work).
+        distance_features: the feature extractor of ``method.lp_custom: dino_<loss>`` (the original: DINO
+            ViT-B/16), [0, 1] RGB images → features, e.g. ``ldce.classifiers.features.feature_extractor``
+            with ``kind: timm:vit_base_patch16_224.dino``; only with such an ``lp_custom``.
     """
 
     @validated
@@ -76,8 +80,12 @@ class CounterfactualModule(LightningModule):
         region: RegionConfig = RegionConfig(),
         segmenter: nn.Module | None = None,
         image_size: PositiveInt | None = None,
+        distance_features: nn.Module | None = None,
     ) -> None:
         super().__init__()
+        check_distance_features(
+            method.lp_custom, distance_features, "model.method.lp_custom", "model.distance_features"
+        )
         if image_size is not None and image_size != backbone.image_size:
             raise ValueError(
                 f"data.image_size is {image_size}, but the backbone works on {backbone.image_size}×"
@@ -96,6 +104,7 @@ class CounterfactualModule(LightningModule):
         if region.source == "segmentation" and segmenter is None:
             raise ValueError("model.region.source segmentation needs model.segmenter (ldce.segmenters.clipseg)")
         self.region, self.segmenter = region, segmenter
+        self.distance_features = None if distance_features is None else distance_features.eval().requires_grad_(False)
 
     def on_predict_start(self) -> None:
         """Check, before any input is explained, that the class names and the target policy fit the
@@ -167,6 +176,7 @@ class CounterfactualModule(LightningModule):
                 extra_terms=self.extra_terms,
                 record_steps=self.record_steps,
                 region=region,
+                distance_features=self.distance_features,
             )
 
     def _unmasked(self, batch: InputBatch, targets: Tensor) -> list[int]:
