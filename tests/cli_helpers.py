@@ -203,5 +203,10 @@ def wandb_run_config(path: Path) -> tuple[dict, str]:
         which = record.WhichOneof("record_type")
         updates = record.run.config.update if which == "run" else record.config.update if which == "config" else []
         name = record.run.display_name if which == "run" else name
-        config |= {item.key: json.loads(item.value_json) for item in updates}
+        for item in updates:  # a nested key (W&B's own chart settings) is a path into the config
+            *parents, last = list(item.nested_key) or [item.key]
+            place = config
+            for key in parents:
+                place = place.setdefault(key, {})
+            place[last] = json.loads(item.value_json)
     return config, name

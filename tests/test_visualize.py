@@ -34,7 +34,8 @@ def test_a_caption_names_the_pair_the_prediction_before_and_after_and_p_target()
     record = _record(flipped=False, prediction=6, prediction_name="Shirt", confidence=0.55, target_confidence=0.24)
     assert Outcome.of_record(record).lines() == [
         "Dress → Coat: NOT flipped",
-        "classifier: Dress (p 0.91) → Shirt (p 0.55), p(target) 0.24",
+        "classifier: Dress (p 0.91) → Shirt (p 0.55)",
+        "p(target) 0.24",
     ]
 
 
@@ -50,7 +51,8 @@ def test_a_record_without_class_names_shows_indices_and_a_region_share():
     record = _record(**names, flipped=True, prediction=4, confidence=0.8, target_confidence=0.8, region_share=0.25)
     assert Outcome.of_record(record).lines() == [
         "3 → 4: flipped",
-        "classifier: 3 (p 0.91) → 4 (p 0.80), p(target) 0.80, region 25%",
+        "classifier: 3 (p 0.91) → 4 (p 0.80)",
+        "p(target) 0.80, region 25%",
     ]
 
 

@@ -61,13 +61,14 @@ class Outcome:
         return FLIPPED if self.flipped else NOT_FLIPPED
 
     def lines(self) -> list[str]:
-        """``Dress → Coat: NOT flipped`` / ``classifier: Dress (p 0.91) → Shirt (p 0.55), p(target) 0.24,
-        region 25%``."""
+        """``Dress → Coat: NOT flipped`` / ``classifier: Dress (p 0.91) → Shirt (p 0.55)`` /
+        ``p(target) 0.24, region 25%``."""
         before, after = _with_p(self.before, self.before_confidence), _with_p(self.after, self.after_confidence)
         share = "" if self.region_share is None else f", region {self.region_share:.0%}"
         return [
             f"{self.source} → {self.target}: {self.status}",
-            f"classifier: {before} → {after}, p(target) {self.target_confidence:.2f}{share}",
+            f"classifier: {before} → {after}",
+            f"p(target) {self.target_confidence:.2f}{share}",
         ]
 
 

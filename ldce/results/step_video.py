@@ -124,7 +124,7 @@ def _curve(figure: Figure, steps: Steps, size: tuple[int, int]):
     axes.plot(x, steps.probabilities.float().numpy(), color="tab:blue", linewidth=1.2)
     axes.set(ylim=(0, 1), xlim=(0.5, len(x) + 0.5))
     axes.set_xlabel("guided step", fontsize=SMALL - 1, labelpad=1)
-    axes.set_ylabel(f"p({steps.target})", fontsize=SMALL - 1, labelpad=1)
+    axes.set_ylabel("p(target)", fontsize=SMALL - 1, labelpad=1)
     axes.tick_params(labelsize=SMALL - 1.5, length=2, pad=1)
     axes.grid(alpha=0.3)
     (marker,) = axes.plot([], [], "o", color="tab:red", markersize=4)
