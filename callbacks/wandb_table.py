@@ -155,7 +155,10 @@ class WandbCounterfactuals(Callback):
             return
         import wandb
 
-        data = [[getattr(row, name) for name in COLUMNS[:-1]] + [wandb.Image(row.panel)] for row in rows]
+        data = [
+            [getattr(row, name) for name in COLUMNS[:-1]] + [wandb.Image(row.panel, caption=row.caption)]
+            for row in rows
+        ]
         with staged_in(Path(trainer.logger.save_dir) / "wandb" / "data"):
             trainer.logger.log_table("counterfactuals", columns=COLUMNS, data=data)
             plot = confidence_plot(rows)

@@ -145,14 +145,14 @@ class _Layout:
         self.tile_h, self.tile_w = tile
         self.count = max(len(r.tiles) for r in rows)
         self.width = 2 * MARGIN + self.count * self.tile_w + (self.count - 1) * GAP
-        first, rest = _chars(self.width - 2 * MARGIN, FONT, bold=True), _chars(self.width - 2 * MARGIN, FONT)
+        bold_chars, chars = _chars(self.width - 2 * MARGIN, FONT, bold=True), _chars(self.width - 2 * MARGIN, FONT)
         self.small_chars = _chars(self.tile_w, SMALL)
         self.headers = [wrapped([h], self.small_chars) for h in columns.headers[: self.count]]
         self.scales = [s for s in columns.scales if s.column < self.count]
         self.header_h = max(len(h) for h in self.headers) * _line_px(SMALL) + 4
         labels = [len(wrapped([s.label], self.small_chars)) for s in self.scales]
         self.scale_h = (BAR + _line_px(SMALL) * (1 + max(labels)) + 6) if self.scales else 0
-        self.captions = [(wrapped(r.lines[:1], first), wrapped(r.lines[1:], rest)) for r in rows]
+        self.captions = [(wrapped(r.lines[:1], bold_chars), wrapped(r.lines[1:], chars)) for r in rows]
         top = MARGIN + self.header_h + self.scale_h
         self.tops = []
         for head, rest in self.captions:
@@ -165,8 +165,8 @@ class _Layout:
 
 
 def grid(rows: Sequence[GridRow], columns: Columns, scale: int | None = None) -> Image.Image:
-    """The rows under their column headers and colour bars, tiles enlarged by ``enlargement(H, scale)``;
-    returns an RGB picture ``len(columns.headers)`` tiles wide (or as many as the widest row has)."""
+    """The rows under their column headers and colour bars, tiles ``(H, W, 3)`` enlarged by
+    ``enlargement(H, scale)``; an RGB picture as many tiles wide as the widest row (the first headers)."""
     factor = enlargement(rows[0].tiles[0].shape[0], scale)
     tile = (rows[0].tiles[0].shape[0] * factor, rows[0].tiles[0].shape[1] * factor)
     layout = _Layout(rows, columns, tile)
