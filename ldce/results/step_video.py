@@ -1,6 +1,6 @@
 """Step videos: every guided step's predicted clean image ``x̂0`` beside its consensus mask, labelled with the
-step, its timestep and ``p(target | x̂0)``, over a curve of that probability. MP4 where PyAV is installed
-(torchvision's video writer needs it), an animated GIF otherwise.
+step, its timestep and ``p(target | x̂0)``, over a curve of that probability. MP4 (H.264) where PyAV is
+installed (torchvision 0.29 no longer writes video), an animated GIF otherwise.
 """
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ from __future__ import annotations
 import importlib.util
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-import torch
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -33,7 +33,7 @@ MARGIN, GAP, HEADER, LEGEND, CURVE = 10, 8, 18, 18, 90
 
 
 def video_suffix() -> str:
-    """``.mp4`` where PyAV (torchvision's video back end) is installed, else ``.gif``."""
+    """``.mp4`` where PyAV is installed, else ``.gif``."""
     return ".mp4" if importlib.util.find_spec("av") is not None else ".gif"
 
 
@@ -132,12 +132,20 @@ def _curve(figure: Figure, steps: Steps, size: tuple[int, int]):
 
 
 def write_video(video: np.ndarray, path: Path) -> None:
-    """Frames ``(n, H, W, 3)`` uint8 as ``path`` (``.mp4`` through torchvision/PyAV, else a looping GIF)."""
+    """Frames ``(n, H, W, 3)`` uint8 (even sides) as ``path``: ``.mp4`` (H.264 through PyAV), else a looping GIF."""
     if path.suffix == ".mp4":
-        from torchvision.io import write_video as write_mp4
-
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_mp4(str(path), torch.from_numpy(video), fps=1000 / FRAME_MS)
+        store.atomic_write(path, lambda handle: _encode_mp4(video, handle))
         return
     first, *rest = (Image.fromarray(frame) for frame in video)
     store.save_image(first, path, save_all=True, append_images=rest, duration=FRAME_MS, loop=0)
+
+
+def _encode_mp4(video: np.ndarray, handle) -> None:
+    import av
+
+    with av.open(handle, mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=Fraction(1000, FRAME_MS))
+        stream.height, stream.width, stream.pix_fmt = video.shape[1], video.shape[2], "yuv420p"
+        for frame in video:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())  # flush the encoder
