@@ -69,44 +69,69 @@ def _even(pixels: float) -> int:
 
 
 def frames(steps: Steps) -> np.ndarray:
-    """One frame per step, ``(n, F_h, F_w, 3)`` uint8: the label on top, ``x̂0`` | consensus mask, and
-    ``p(target)`` over the steps with the current one marked."""
-    n, _, side, width = steps.images.shape
-    factor = max(1, math.ceil(VIDEO_TILE / side))
-    tile_h, tile_w = side * factor, width * factor
-    columns = 1 if steps.masks is None else 2
-    width = _even(2 * MARGIN + columns * tile_w + (columns - 1) * GAP)
-    chars = int((width - 2 * MARGIN) / (FONT * DPI / 72 * 0.7))  # bold DejaVu Sans: ≤ 0.7 em a character
-    title_h = (len(wrapped(label(steps, 0), chars)) + 0.5) * FONT * DPI / 72 * 1.3
-    top = MARGIN + title_h + HEADER
-    size = (width, _even(top + tile_h + (LEGEND if steps.masks is not None else 0) + CURVE))
-    figure = Figure(figsize=(size[0] / DPI, size[1] / DPI), dpi=DPI, facecolor="white")
-    canvas = FigureCanvasAgg(figure)
-    title = figure.text(MARGIN / size[0], 1 - MARGIN / size[1], "", va="top", fontsize=FONT, weight="bold")
-    for column, header in enumerate(["x̂0 (predicted clean image)", "consensus at this step"][:columns]):
-        x = (MARGIN + column * (tile_w + GAP) + tile_w / 2) / size[0]
-        figure.text(x, 1 - (top - 3) / size[1], header, ha="center", va="bottom", fontsize=SMALL)
-    picture = figure.figimage(np.zeros((tile_h, tile_w, 3)), xo=MARGIN, yo=size[1] - top - tile_h, origin="upper")
-    if steps.masks is not None:
-        cmap = colormaps[SHARE_CMAP]
-        patches = [Patch(color=cmap(1.0), label="in consensus"), Patch(color=cmap(0.0), label="not")]
-        anchor = ((MARGIN + tile_w + GAP + tile_w / 2) / size[0], 1 - (top + tile_h) / size[1])
-        figure.legend(
-            handles=patches, loc="upper center", bbox_to_anchor=anchor, ncol=2, fontsize=SMALL - 1, frameon=False
+    """One frame per step, ``(n, F_h, F_w, 3)`` uint8 (even sides): the label on top, ``x̂0`` | consensus
+    mask, and ``p(target)`` over the steps with the current one marked."""
+    canvas = _StepCanvas(steps)
+    return np.stack([canvas.frame(k) for k in range(len(steps.images))])
+
+
+class _StepCanvas:
+    """One input's frame layout; the fixed parts are drawn once and each frame redraws only the tiles,
+    the label and the marker (matplotlib blitting)."""
+
+    def __init__(self, steps: Steps) -> None:
+        self.steps = steps
+        _, _, side, width = steps.images.shape
+        self.factor = max(1, math.ceil(VIDEO_TILE / side))
+        tile_h, tile_w = side * self.factor, width * self.factor
+        columns = 1 if steps.masks is None else 2
+        width = _even(2 * MARGIN + columns * tile_w + (columns - 1) * GAP)
+        self.chars = int((width - 2 * MARGIN) / (FONT * DPI / 72 * 0.75))  # bold DejaVu Sans: < 0.75 em
+        title_h = (len(wrapped(label(steps, 0), self.chars)) + 0.5) * FONT * DPI / 72 * 1.3
+        top = MARGIN + title_h + HEADER
+        size = (width, _even(top + tile_h + (LEGEND if steps.masks is not None else 0) + CURVE))
+        self.figure = Figure(figsize=(size[0] / DPI, size[1] / DPI), dpi=DPI, facecolor="white")
+        self.canvas = FigureCanvasAgg(self.figure)
+        self.title = self.figure.text(
+            MARGIN / size[0], 1 - MARGIN / size[1], "", va="top", fontsize=FONT, weight="bold"
         )
-    marker = _curve(figure, steps, size)
-    gap = np.full((tile_h, GAP, 3), 255, np.uint8)
-    out = []
-    for k in range(n):
-        tiles = [steps.images[k]] + ([] if steps.masks is None else [consensus_map(steps.masks[k], steps.images[k])])
-        big = [_enlarged(to_uint8(t), factor) for t in tiles]
-        picture.set_data(np.concatenate(big if len(big) == 1 else [big[0], gap, big[1]], axis=1))
-        title.set_text("\n".join(wrapped(label(steps, k), chars)))
-        if marker is not None:
-            marker.set_data([k + 1], [float(steps.probabilities[k])])
-        canvas.draw()
-        out.append(np.asarray(canvas.buffer_rgba())[..., :3].copy())
-    return np.stack(out)
+        for column, header in enumerate(["x̂0 (predicted clean image)", "consensus at this step"][:columns]):
+            x = (MARGIN + column * (tile_w + GAP) + tile_w / 2) / size[0]
+            self.figure.text(x, 1 - (top - 3) / size[1], header, ha="center", va="bottom", fontsize=SMALL)
+        empty = np.zeros((tile_h, tile_w, 3))
+        self.picture = self.figure.figimage(empty, xo=MARGIN, yo=size[1] - top - tile_h, origin="upper")
+        if steps.masks is not None:
+            anchor = ((MARGIN + tile_w + GAP + tile_w / 2) / size[0], 1 - (top + tile_h) / size[1])
+            _legend(self.figure, anchor)
+        self.marker = _curve(self.figure, steps, size)
+        self.gap = np.full((tile_h, GAP, 3), 255, np.uint8)
+        self.moving = [a for a in (self.picture, self.title, self.marker) if a is not None]
+        for artist in self.moving:
+            artist.set_animated(True)
+        self.canvas.draw()
+        self.background = self.canvas.copy_from_bbox(self.figure.bbox)
+
+    def frame(self, k: int) -> np.ndarray:
+        """Step ``k`` (0-based) as ``(F_h, F_w, 3)`` uint8."""
+        image, masks = self.steps.images[k], self.steps.masks
+        tiles = [_enlarged(to_uint8(image), self.factor)]
+        if masks is not None:
+            tiles += [self.gap, _enlarged(to_uint8(consensus_map(masks[k], image)), self.factor)]
+        self.picture.set_data(np.concatenate(tiles, axis=1))
+        self.title.set_text("\n".join(wrapped(label(self.steps, k), self.chars)))
+        if self.marker is not None:
+            self.marker.set_data([k + 1], [float(self.steps.probabilities[k])])
+        self.canvas.restore_region(self.background)
+        for artist in self.moving:
+            (artist.axes or self.figure).draw_artist(artist)
+        return np.asarray(self.canvas.buffer_rgba())[..., :3].copy()
+
+
+def _legend(figure: Figure, anchor: tuple[float, float]) -> None:
+    """What the mask's two colours mean, centred under it at ``anchor`` (figure fraction)."""
+    cmap = colormaps[SHARE_CMAP]
+    patches = [Patch(color=cmap(1.0), label="in consensus"), Patch(color=cmap(0.0), label="not")]
+    figure.legend(handles=patches, loc="upper center", bbox_to_anchor=anchor, ncol=2, fontsize=SMALL - 1, frameon=False)
 
 
 def _enlarged(tile: np.ndarray, factor: int) -> np.ndarray:
