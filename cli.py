@@ -65,7 +65,8 @@ class _OutputCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         output_dir = self._get(self.config, "output_dir")
-        logger = self._get(self.config_init, "wandb").logger(output_dir)
+        config = (self.config[self.subcommand] if self.subcommand else self.config).as_dict()
+        logger = self._get(self.config_init, "wandb").logger(output_dir, config)
         return super().instantiate_trainer(**({"logger": logger} if logger else {}), **kwargs)
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 from ldce import demo
@@ -20,7 +19,7 @@ from ldce.compat.legacy import migrate_config
 from ldce.images import to_uint8
 from ldce.method import LDCEConfig, explain
 from ldce.method.region import RegionConfig, RegionInputs
-from ldce.results.pictures import grid, region_view
+from ldce.results.pictures import SHARE_CMAP, ColourScale, Columns, GridRow, grid, region_view
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,16 +35,17 @@ def main() -> None:
     backbone, classifier = demo.backbone(), demo.classifier()
     plain = explain(images, targets, backbone, classifier, config, seed=0, keys=keys)
     minimal = explain(images, targets, backbone, classifier, config, seed=0, keys=keys, region=RegionInputs(region))
-    rows, captions = [], []
+    rows = []
     for i in range(len(keys)):
         tiles = [images[i], plain.images[i], minimal.images[i], region_view(images[i], minimal.region[i, 0])]
-        rows.append(np.concatenate([to_uint8(t) for t in tiles], axis=1))
         source, target = (class_name(demo.CLASS_NAMES, int(c)) for c in (sources[i], targets[i]))
-        captions.append(
-            f"{source} -> {target}: L1 {plain.l1[i]:.0f} vs {minimal.l1[i]:.0f}, region {minimal.region[i].mean():.0%}"
+        caption = (
+            f"{source} → {target}: L1 {plain.l1[i]:.0f} vs {minimal.l1[i]:.0f}, region {minimal.region[i].mean():.0%}"
         )
-    title = "original | LDCE | region-constrained LDCE | region"
-    grid(rows, captions, scale=4, caption_height=14, title=title).save(args.output)
+        rows.append(GridRow([to_uint8(t) for t in tiles], [caption]))
+    headers = ["original", "LDCE", "region-constrained LDCE", "region"]
+    columns = Columns(headers, [ColourScale(3, SHARE_CMAP, "region: 1 = may change")])
+    grid(rows, columns).save(args.output)
 
 
 if __name__ == "__main__":

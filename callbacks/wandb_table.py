@@ -1,10 +1,15 @@
-"""``WandbCounterfactuals``: a W&B table of counterfactuals, gathered from every rank to rank 0."""
+"""``WandbCounterfactuals``: a W&B table of counterfactuals, gathered from every rank to rank 0, and their
+``p(target)`` over the guided steps as a line plot."""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from jsonargparse.typing import NonNegativeInt
@@ -13,7 +18,8 @@ from lightning.pytorch.loggers import WandbLogger
 
 from ldce.callbacks.summary import gather_lists
 from ldce.checks import validated
-from ldce.results.pictures import panel
+from ldce.results.captions import Outcome
+from ldce.results.pictures import COUNTERFACTUAL_COLUMNS, counterfactual_row, grid
 from ldce.runner import Prediction
 
 log = logging.getLogger(__name__)
@@ -32,40 +38,91 @@ class TableRow:
     l1: float
     l2: float
     region_share: float | None
+    status: str
+    confidence_steps: list[float] | None
     panel: np.ndarray
 
     @classmethod
     def of(cls, p: Prediction, i: int) -> TableRow:
-        """Row ``i`` of a batch's prediction."""
+        """Row ``i`` of a batch's prediction; its panel is the row ``grid.png`` would show, with headers."""
         r = p.result
         consensus = None if r.consensus is None else r.consensus[i]
         region = None if r.region is None else r.region[i, 0]
-        return cls(
-            key=p.keys[i],
+        outcome = Outcome(
             source=p.label(int(p.labels[i])),
             target=p.label(int(p.targets[i])),
-            prediction=p.label(int(r.prediction[i])),
-            source_confidence=float(r.source_confidence[i]),
+            before=p.label(int(r.source_prediction[i])),
+            before_confidence=float(r.source_confidence[i]),
+            after=p.label(int(r.prediction[i])),
+            after_confidence=float(r.confidence[i]),
             target_confidence=float(r.target_confidence[i]),
+            flipped=int(r.prediction[i]) == int(p.targets[i]),
+            already_target=bool(p.already_target[i]),
+            region_share=None if region is None else float(region.mean()),
+        )
+        row = counterfactual_row(p.originals[i], r.images[i], outcome, consensus, region)
+        curve = r.trace.target_probability
+        return cls(
+            key=p.keys[i],
+            source=outcome.source,
+            target=outcome.target,
+            prediction=outcome.after,
+            source_confidence=float(r.source_confidence[i]),
+            target_confidence=outcome.target_confidence,
             l1=float(r.l1[i]),
             l2=float(r.l2[i]),
-            region_share=None if region is None else float(region.mean()),
-            panel=panel(p.originals[i], r.images[i], consensus, region),
+            region_share=outcome.region_share,
+            status=outcome.status,
+            confidence_steps=None if curve is None else [round(float(v), 4) for v in curve[i]],
+            panel=np.asarray(grid([row], COUNTERFACTUAL_COLUMNS)),
         )
 
     @property
     def caption(self) -> str:
-        return f"{self.key}: {self.source} → {self.target} (now {self.prediction})"
+        return f"{self.key}: {self.source} → {self.target} ({self.status}, now {self.prediction})"
 
 
-COLUMNS = [field.name for field in dataclasses.fields(TableRow)]
+COLUMNS = [field.name for field in dataclasses.fields(TableRow) if field.name != "confidence_steps"]
+
+
+@contextmanager
+def staged_in(folder: Path) -> Iterator[None]:
+    """W&B stages a table's files (its images too) under ``WANDB_DATA_DIR`` (default: the user's data
+    folder); within this block they are staged in ``folder``, so that a run's files stay in its output folder."""
+    before = os.environ.get("WANDB_DATA_DIR")
+    os.environ["WANDB_DATA_DIR"] = str(folder)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["WANDB_DATA_DIR"]
+        else:
+            os.environ["WANDB_DATA_DIR"] = before
+
+
+def confidence_plot(rows: list[TableRow]):
+    """``p(target)`` over the guided steps, one line per row (``None`` when no row has the curve)."""
+    import wandb
+
+    curves = [row for row in rows if row.confidence_steps]
+    if not curves:
+        return None
+    return wandb.plot.line_series(
+        xs=[list(range(1, len(row.confidence_steps) + 1)) for row in curves],
+        ys=[row.confidence_steps for row in curves],
+        keys=[row.key for row in curves],
+        title="p(target | x̂0) over the guided steps",
+        xname="guided step",
+    )
 
 
 class WandbCounterfactuals(Callback):
     """Log a table ``counterfactuals`` (:class:`TableRow`) to the run's W&B logger.
 
-    The panels are also logged as images ``panels`` (in an offline run they are files under
-    ``files/media/images``; W&B keeps a table's own images outside the run folder). W&B only logs
+    Each row's panel is the row of ``grid.png`` (images enlarged, captioned, with colour bars); the panels
+    are also logged as images ``panels`` (in an offline run files under ``files/media/images``), and
+    ``p(target)`` over the guided steps as the line plot ``confidence_steps``. The table's own files are
+    staged under ``<save_dir>/wandb/data`` (:func:`staged_in`), inside the output folder. W&B only logs
     on rank 0, so each rank keeps its first ``max_rows_per_rank`` rows (small uint8 images) and
     rank 0 gathers them at the end; the number of inputs left out of the table is logged, and every
     input is in the results folder regardless. Without a ``WandbLogger`` this callback does nothing.
@@ -98,8 +155,15 @@ class WandbCounterfactuals(Callback):
             return
         import wandb
 
-        data = [[getattr(row, name) for name in COLUMNS[:-1]] + [wandb.Image(row.panel)] for row in rows]
-        trainer.logger.log_table("counterfactuals", columns=COLUMNS, data=data)
+        data = [
+            [getattr(row, name) for name in COLUMNS[:-1]] + [wandb.Image(row.panel, caption=row.caption)]
+            for row in rows
+        ]
+        with staged_in(Path(trainer.logger.save_dir) / "wandb" / "data"):
+            trainer.logger.log_table("counterfactuals", columns=COLUMNS, data=data)
+            plot = confidence_plot(rows)
+            if plot is not None:
+                trainer.logger.experiment.log({"confidence_steps": plot})
         trainer.logger.log_image("panels", images=[row.panel for row in rows], caption=[row.caption for row in rows])
         trainer.logger.log_metrics({"table/rows": len(rows), "table/left_out": left_out})
         if left_out:

@@ -7,8 +7,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-import torch
 from jsonargparse.typing import NonNegativeInt, PositiveInt
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
@@ -19,8 +17,9 @@ from ldce.checks import validated
 from ldce.datamodules.batch import Failure, SkipsKeys
 from ldce.images import to_uint8
 from ldce.results import store
-from ldce.results.pictures import consensus_map, grid_picture
+from ldce.results.pictures import grid_picture
 from ldce.results.record import DONE, FAILED, Record, RecordFiles, thinned
+from ldce.results.step_video import Steps, frames, video_suffix, write_video
 from ldce.runner import Prediction
 
 log = logging.getLogger(__name__)
@@ -38,10 +37,12 @@ class CounterfactualWriter(BasePredictionWriter):
         output_dir: the results folder.
         overwrite: remove the results already in ``output_dir`` (records, pictures, summary; not the W&B
             files) and explain every input again.
-        save_steps: write a GIF per input of every step's predicted clean image next to its consensus
-            mask (the model must run with ``record_steps``).
+        save_steps: write a video per input (``steps/<name>.mp4`` with PyAV installed, else ``.gif``) of
+            every step's predicted clean image next to its consensus mask, labelled with the step, its
+            timestep and ``p(target)`` (the model must run with ``record_steps``).
         grid_rows: inputs shown in ``grid.png`` (the first by key; 0: no grid).
-        grid_scale: enlargement of the images in ``grid.png``.
+        grid_scale: whole enlargement of the images in ``grid.png`` (default: the smallest that makes
+            them at least 128 pixels high).
     """
 
     @validated
@@ -51,7 +52,7 @@ class CounterfactualWriter(BasePredictionWriter):
         overwrite: bool = False,
         save_steps: bool = False,
         grid_rows: NonNegativeInt = 16,
-        grid_scale: PositiveInt = 4,
+        grid_scale: PositiveInt | None = None,
     ) -> None:
         super().__init__(write_interval="batch")
         self.output_dir = Path(output_dir)
@@ -120,11 +121,8 @@ class CounterfactualWriter(BasePredictionWriter):
             files = replace(files, region=f"region/{stem}.png")
             store.save_image(Image.fromarray(to_uint8(result.region[i, 0]), "L"), self.output_dir / files.region)
         if self.save_steps and result.trace.clean_images is not None:
-            files = replace(files, steps=f"steps/{stem}.gif")
-            masks = result.trace.consensus_masks
-            _write_steps(
-                result.trace.clean_images[i], None if masks is None else masks[i], self.output_dir / files.steps
-            )
+            files = replace(files, steps=f"steps/{stem}{video_suffix()}")
+            write_video(frames(_steps(prediction, i)), self.output_dir / files.steps)
         return files
 
     @staticmethod
@@ -151,6 +149,8 @@ class CounterfactualWriter(BasePredictionWriter):
             meta=p.meta[i],
             source_prediction=int(r.source_prediction[i]),
             prediction=int(r.prediction[i]),
+            source_prediction_name=p.name(int(r.source_prediction[i])),
+            prediction_name=p.name(int(r.prediction[i])),
             source_confidence=float(r.source_confidence[i]),
             confidence=float(r.confidence[i]),
             target_confidence=float(r.target_confidence[i]),
@@ -173,12 +173,9 @@ def _failure(failure: Failure) -> Record:
     return Record(failure.key, FAILED, time.time(), reason=failure.reason, shard=failure.shard, damaged_shard=damaged)
 
 
-def _write_steps(images: torch.Tensor, masks: torch.Tensor | None, path: Path) -> None:
-    """images: ``(n, 3, H, W)``; masks: ``(n, h, w)`` bool. One GIF frame per step."""
-    frames = []
-    for step, image in enumerate(images):
-        tiles = [to_uint8(image)]
-        if masks is not None:
-            tiles.append(to_uint8(consensus_map(masks[step], tuple(image.shape[-2:]))))
-        frames.append(Image.fromarray(np.concatenate(tiles, axis=1)))
-    store.save_image(frames[0], path, save_all=True, append_images=frames[1:], duration=80, loop=0)
+def _steps(p: Prediction, i: int) -> Steps:
+    """Input ``i``'s recorded steps (the prediction must hold its clean images)."""
+    trace = p.result.trace
+    at = [None if values is None else values[i] for values in (trace.consensus_masks, trace.target_probability)]
+    timesteps = None if trace.timesteps is None else trace.timesteps[i]
+    return Steps(trace.clean_images[i], *at, timesteps, p.label(int(p.targets[i])))

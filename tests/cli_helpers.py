@@ -198,3 +198,32 @@ def outputs_of(output: Path) -> dict[str, tuple[bytes, dict]]:
             facts = {k: v for k, v in record.items() if k != "written_at"}
             result[record["key"]] = ((output / record["files"]["counterfactual"]).read_bytes(), facts)
     return result
+
+
+def wandb_run_config(path: Path) -> tuple[dict, str]:
+    """The config and display name an offline W&B run recorded in its ``run-<id>.wandb`` file: a
+    LevelDB-style log (a 7-byte file header, 32 KiB blocks of chunks with a 7-byte header: CRC, length,
+    type 1 full / 2 first / 3 middle / 4 last) of ``wandb_internal.Record`` protobufs."""
+    from wandb.proto import wandb_internal_pb2
+
+    data, position, pending, config, name = path.read_bytes(), 7, b"", {}, ""
+    while position + 7 <= len(data):
+        if 32768 - position % 32768 < 7:  # a block's tail too short for a header is padding
+            position += 32768 - position % 32768
+            continue
+        length, kind = int.from_bytes(data[position + 4 : position + 6], "little"), data[position + 6]
+        pending += data[position + 7 : position + 7 + length]
+        position += 7 + length
+        if kind not in (1, 4):
+            continue
+        record, pending = wandb_internal_pb2.Record.FromString(pending), b""
+        which = record.WhichOneof("record_type")
+        updates = record.run.config.update if which == "run" else record.config.update if which == "config" else []
+        name = record.run.display_name if which == "run" else name
+        for item in updates:  # a nested key (W&B's own chart settings) is a path into the config
+            *parents, last = list(item.nested_key) or [item.key]
+            place = config
+            for key in parents:
+                place = place.setdefault(key, {})
+            place[last] = json.loads(item.value_json)
+    return config, name

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,6 +26,7 @@ from cli_helpers import (
     summary,
     tiny_config,
     uneven_shards,
+    wandb_run_config,
 )
 from PIL import Image
 
@@ -109,23 +111,33 @@ def test_a_killed_run_resumes_to_the_same_outputs_without_redoing_work(data, ref
     assert outputs_of(out) == reference
 
 
-def test_wandb_offline_run_holds_the_table_and_panels(data, tmp_path):
+def test_wandb_offline_run_holds_the_config_table_panels_and_curve_inside_the_output_folder(data, tmp_path):
+    """The offline run carries the parsed config (method hyperparameters included), is named after the
+    output folder, and keeps every file it writes (the table's staged images too) inside that folder."""
     folder, urls = data
     config, out = tiny_config(tmp_path, urls), tmp_path / "out"
     ldce(*predict_args(config, out, "--wandb.mode", "offline", "--wandb_table.max_rows_per_rank", "5"))
     (run,) = glob.glob(str(out / "wandb" / "offline-run-*"))
+    run_config, run_name = wandb_run_config(next(Path(run).glob("run-*.wandb")))
+    assert run_name == "out" and run_config["model"]["method"]["ddim_steps"] == 10
+    assert run_config["model"]["method"]["strength"] == 0.5 and run_config["output_dir"] == str(out)
+    assert run_config["trainer"]["accelerator"] == "cpu" and "urls" in run_config["data"]["init_args"]
     (table_file,) = glob.glob(f"{run}/files/media/table/counterfactuals_*.table.json")
     table = json.loads(open(table_file).read())
     assert table["columns"][:3] == ["key", "source", "target"] and len(table["data"]) == 5
     by_key = {r["key"]: r for r in records(out)}
     for row in table["data"]:
         assert row[6] == pytest.approx(by_key[row[0]]["l1"], rel=1e-6)
+    staged = [p for p in (out / "wandb" / "data").rglob("*") if p.is_file()]
+    sizes = {Image.open(p).size for p in staged if p.read_bytes()[:4] == b"\x89PNG"}
+    assert len(sizes) == 1 and min(next(iter(sizes))) >= 128, "the table's panels, staged in the output folder"
     panels = sorted(glob.glob(f"{run}/files/media/images/panels_*.png"))
     assert len(panels) == 5
     first = np.asarray(Image.open(panels[0]))
-    assert first.shape == (32, 4 * 32, 3) and first.std() > 0, "original | counterfactual | difference | consensus"
-    originals = {np.asarray(Image.open(out / r["files"]["original"])).tobytes() for r in by_key.values()}
-    assert all(np.asarray(Image.open(p))[:, :32].tobytes() in originals for p in panels)
+    assert first.shape[:2] == next(iter(sizes))[::-1] and first.std() > 0, "each panel is a grid row"
+    (curve,) = glob.glob(f"{run}/files/media/table/confidence_steps_table_*.table.json")
+    lines = json.loads(open(curve).read())["data"]
+    assert len(lines) == 5 * 5, "p(target) at each of the 5 guided steps of the 5 rows"
 
 
 def test_torchrun_two_processes_write_every_sample_once(data, reference, tmp_path):

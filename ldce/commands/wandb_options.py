@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from lightning.pytorch.loggers import WandbLogger
 
 
 class WandbOptions:
-    """Weights & Biases run options; the run's files go under ``<output_dir>/wandb``.
+    """Weights & Biases run options; the run's files (its media too) go under ``<output_dir>/wandb`` and its
+    config is the run's whole parsed config (model, data, trainer, method settings).
 
     Args:
         mode: ``offline`` (files only), ``online`` (sync) or ``disabled``.
@@ -29,13 +31,21 @@ class WandbOptions:
     ) -> None:
         self.mode, self.project, self.name, self.entity, self.tags = mode, project, name, entity, tags
 
-    def logger(self, save_dir: str) -> WandbLogger | None:
+    def logger(self, save_dir: str, config: dict[str, Any]) -> WandbLogger | None:
+        """The run's logger (``None`` when disabled), writing under ``save_dir`` (the output folder, whose
+        name names the run unless ``name`` is given), with ``config`` as the run's config (values JSON
+        cannot hold, such as paths, as text)."""
         if self.mode == "disabled":
             return None
         name = self.name or Path(save_dir).resolve().name
-        offline = self.mode == "offline"
         return QuietWandbLogger(
-            save_dir=save_dir, offline=offline, project=self.project, name=name, entity=self.entity, tags=self.tags
+            save_dir=save_dir,
+            offline=self.mode == "offline",
+            project=self.project,
+            name=name,
+            entity=self.entity,
+            tags=self.tags,
+            config=json.loads(json.dumps(config, default=str)),
         )
 
 

@@ -46,6 +46,7 @@ class _Recorder:
         self.probabilities: list[Tensor] = []
         self.images: list[Tensor] = []
         self.masks: list[Tensor] = []
+        self.timesteps: list[Tensor] = []
 
     def __call__(self, record: StepRecord) -> None:
         for kept, value in ((self.probabilities, record.target_probability), (self.masks, record.consensus_mask)):
@@ -53,6 +54,7 @@ class _Recorder:
                 kept.append(value)
         if self.keep_steps:
             self.images.append(record.clean_image)
+            self.timesteps.append(record.timestep.expand(record.clean_image.shape[0]))
         if self.callback is not None:
             self.callback(record)
 
@@ -67,7 +69,8 @@ class _Recorder:
 
     def trace(self) -> StepTrace:
         masks = self.masks if self.keep_steps else []
-        return StepTrace(_per_sample(self.probabilities), _per_sample(self.images), _per_sample(masks))
+        steps = (self.probabilities, self.images, masks, self.timesteps)
+        return StepTrace(*(_per_sample(values) for values in steps))
 
 
 def _per_sample(steps: list[Tensor]) -> Tensor | None:

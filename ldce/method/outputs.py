@@ -61,13 +61,15 @@ class StepTrace(PerSample):
     """Per sample and guided step, in denoising order (``n`` steps, ``B`` samples).
 
     target_probability: ``p_f(y_t | x̂0)`` ``(B, n)`` (``None`` without a classifier term);
-    clean_images: ``clamp(x̂0, 0, 1)`` ``(B, n, 3, H, W)`` and consensus_masks: bool ``(B, n, h, w)``,
-    kept only with ``record_steps`` (and masks only with a consensus term).
+    clean_images: ``clamp(x̂0, 0, 1)`` ``(B, n, 3, H, W)``, consensus_masks: bool ``(B, n, h, w)`` and
+    timesteps: int64 ``(B, n)`` (each step's ``τ_i``), kept only with ``record_steps`` (and masks only
+    with a consensus term).
     """
 
     target_probability: Tensor | None
     clean_images: Tensor | None
     consensus_masks: Tensor | None
+    timesteps: Tensor | None = None
 
 
 @dataclass(frozen=True)

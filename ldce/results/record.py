@@ -56,7 +56,8 @@ class Record:
     target on the original (not counted in the flip rate); flipped: whether the classifier now predicts
     the target; seed: the run's seed; meta: the sample's own JSON;
     source_prediction / source_confidence and prediction / confidence: the classifier on the original
-    and on the counterfactual; target_confidence: ``p(target | x_cf)``; l1 / l2: ``||x − x_cf||``
+    and on the counterfactual (source_prediction_name / prediction_name: their class names, where
+    known); target_confidence: ``p(target | x_cf)``; l1 / l2: ``||x − x_cf||``
     per image on [0, 1] pixels; consensus_share: mean share of steps in consensus; with a region
     (``model.region``): region_share, the mean of the pixel region ``M`` (1.0 where the uncomposited
     counterfactual was kept), and region_growth, the times the region grew to keep the flip (−1: the
@@ -85,6 +86,8 @@ class Record:
     meta: dict[str, Any] = field(default_factory=dict)
     source_prediction: int | None = None
     prediction: int | None = None
+    source_prediction_name: str | None = None
+    prediction_name: str | None = None
     source_confidence: float | None = None
     confidence: float | None = None
     target_confidence: float | None = None

@@ -1,0 +1,85 @@
+"""What a picture says about one counterfactual: the pair, the classifier before → after, whether it flipped.
+
+Pure text: ``grid.png``, the W&B panels and the step videos draw these lines; the colours mark the status.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+
+from ldce.results.record import Record
+
+FLIPPED, NOT_FLIPPED, ALREADY_TARGET = "flipped", "NOT flipped", "already the target"
+STATUS_COLOURS = {FLIPPED: "#1a7f37", NOT_FLIPPED: "#cf222e", ALREADY_TARGET: "#9a6700"}
+"""Green, red, amber: the caption's first line and (for the last two) the row's frame."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One counterfactual as pictures show it.
+
+    source / target: the pair's class names (or indices as text); before / after: the class the
+    classifier predicts on the original and on the counterfactual, with their probabilities
+    before_confidence / after_confidence in [0, 1]; target_confidence: ``p(target | x_cf)`` in [0, 1];
+    flipped: the classifier now predicts the target; already_target: it did so on the original too;
+    region_share: share of pixels allowed to change, in [0, 1] (``None``: no region).
+    """
+
+    source: str
+    target: str
+    before: str
+    before_confidence: float | None
+    after: str
+    after_confidence: float | None
+    target_confidence: float
+    flipped: bool
+    already_target: bool = False
+    region_share: float | None = None
+
+    @classmethod
+    def of_record(cls, r: Record) -> Outcome:
+        """A done record's outcome (names where the record has them, else class indices)."""
+        return cls(
+            source=_named(r.source_name, r.source),
+            target=_named(r.target_name, r.target),
+            before=_named(r.source_prediction_name, r.source_prediction),
+            before_confidence=r.source_confidence,
+            after=_named(r.prediction_name, r.prediction),
+            after_confidence=r.confidence,
+            target_confidence=r.target_confidence,
+            flipped=bool(r.flipped),
+            already_target=bool(r.already_target),
+            region_share=r.region_share,
+        )
+
+    @property
+    def status(self) -> str:
+        """:data:`ALREADY_TARGET`, :data:`FLIPPED` or :data:`NOT_FLIPPED`."""
+        if self.already_target:
+            return ALREADY_TARGET
+        return FLIPPED if self.flipped else NOT_FLIPPED
+
+    def lines(self) -> list[str]:
+        """``Dress → Coat: NOT flipped`` / ``classifier: Dress (p 0.91) → Shirt (p 0.55)`` /
+        ``p(target) 0.24, region 25%``."""
+        before, after = _with_p(self.before, self.before_confidence), _with_p(self.after, self.after_confidence)
+        share = "" if self.region_share is None else f", region {self.region_share:.0%}"
+        return [
+            f"{self.source} → {self.target}: {self.status}",
+            f"classifier: {before} → {after}",
+            f"p(target) {self.target_confidence:.2f}{share}",
+        ]
+
+
+def _named(name: str | None, index: int | None) -> str:
+    return name if name is not None else "?" if index is None else str(index)
+
+
+def _with_p(name: str, p: float | None) -> str:
+    return name if p is None else f"{name} (p {p:.2f})"
+
+
+def wrapped(lines: list[str], width: int) -> list[str]:
+    """Each line broken into lines of at most ``width`` characters (long words split), in order."""
+    return [part for line in lines for part in textwrap.wrap(line, max(1, width), break_long_words=True) or [""]]
