@@ -166,6 +166,18 @@ def ldce_here(*args: str) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(["ldce", *args], status, out.getvalue(), err.getvalue())
 
 
+def video_size(path: Path) -> tuple[int, int]:
+    """A step video's frame count and width, MP4 (read with PyAV) or GIF (read with Pillow)."""
+    if path.suffix == ".mp4":
+        import av
+
+        with av.open(str(path)) as container:
+            frames = list(container.decode(video=0))
+        return len(frames), frames[0].width
+    with Image.open(path) as video:
+        return video.n_frames, video.width
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

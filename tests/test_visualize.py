@@ -4,14 +4,16 @@ flip; tiles are enlarged and colour-mapped on fixed scales; step videos have one
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
+from cli_helpers import video_size
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from ldce.images import to_uint8
 from ldce.results.captions import ALREADY_TARGET, FLIPPED, NOT_FLIPPED, Outcome, wrapped
 from ldce.results.pictures import COUNTERFACTUAL_COLUMNS, GridRow, coloured, counterfactual_row, enlargement, grid
 from ldce.results.record import Record, RecordFiles, thinned
-from ldce.results.step_video import Steps, frames, label
+from ldce.results.step_video import Steps, frames, label, write_video
 
 
 def _record(**facts) -> Record:
@@ -132,3 +134,13 @@ def test_a_confidence_curve_is_thinned_to_fifty_points_keeping_both_ends():
     kept = thinned(values)
     assert len(kept) == 50 and kept[0] == 0.0 and kept[-1] == 199.0 and kept == sorted(kept)
     assert thinned(values[:30]) == values[:30]
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".mp4"])
+def test_a_step_video_file_holds_every_frame_at_its_size(tmp_path, suffix):
+    if suffix == ".mp4":
+        pytest.importorskip("av", reason="MP4 step videos need PyAV (pip install 'ldce[video]')")
+    video = np.zeros((6, 64, 96, 3), np.uint8)
+    video[:, :, :48] = np.arange(6, dtype=np.uint8)[:, None, None, None] * 40
+    write_video(video, tmp_path / f"steps{suffix}")
+    assert video_size(tmp_path / f"steps{suffix}") == (6, 96)
