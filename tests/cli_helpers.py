@@ -128,9 +128,9 @@ def ldce(*args: str, env: dict[str, str] | None = None, timeout: float = 240) ->
     return result
 
 
-def ldce_in_process(capsys, *args: str) -> tuple[int, str]:
-    """Run ``ldce <args>`` in this process (no start-up cost): its exit status and stderr. The logging
-    levels, handlers and warning filters it sets are put back afterwards."""
+def ldce_status(*args: str) -> int:
+    """Run ``ldce <args>`` in this process (no start-up cost); its exit status. The logging levels,
+    handlers and warning filters it sets are put back afterwards."""
     from ldce.commands.console import FRAMEWORKS
     from ldce.entry import main
 
@@ -146,6 +146,12 @@ def ldce_in_process(capsys, *args: str) -> tuple[int, str]:
             logging.root.handlers[:] = handlers
             for name, level in levels.items():
                 logging.getLogger(name).setLevel(level)
+    return status
+
+
+def ldce_in_process(capsys, *args: str) -> tuple[int, str]:
+    """Run ``ldce <args>`` in this process (see :func:`ldce_status`): its exit status and stderr."""
+    status = ldce_status(*args)
     return status, capsys.readouterr().err
 
 
