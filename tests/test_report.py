@@ -105,7 +105,12 @@ def test_the_page_of_a_run_loads_every_picture_lists_every_input_and_filters_and
         browser.evaluate(
             "[...document.querySelectorAll('#inputs th')].find(th => th.textContent.trim() === 'L1').click()"
         )
-        l1 = browser.evaluate("[...document.querySelectorAll('tr.input')].map(r => r.children[5].dataset.value)")
+        column = browser.evaluate(
+            "[...document.querySelectorAll('#inputs th')].findIndex(th => th.textContent.trim() === 'L1')"
+        )
+        l1 = browser.evaluate(
+            f"[...document.querySelectorAll('tr.input')].map(r => r.children[{column}].dataset.value)"
+        )
         done_l1 = sorted(r["l1"] for r in records if r["status"] == "done")
         assert [float(v) for v in l1 if v] == pytest.approx(done_l1) and l1[0] == "", "ascending, no value first"
     shot = np.asarray(Image.open(tmp_path / "report.png").convert("L"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -13,7 +14,7 @@ from typing import Literal
 from ldce.metrics import CD, COUT, FID, LPIPS, MNAC, Closeness, CosineSimilarity, FlipRate, SplitFID
 from ldce.results import store
 from ldce.results.manifest import MANIFEST, RunManifest, read_manifest
-from ldce.results.record import Record, run_means
+from ldce.results.record import Record, RecordError, run_means
 from ldce.results.store import Unreadable
 
 Outcome = Literal["flipped", "not_flipped", "already_target", "failed"]
@@ -140,19 +141,36 @@ def read_folder(path: Path) -> RunFolder:
         )
     unreadable: list[Unreadable] = []
     latest = store.latest_records(store.iter_records(path, unreadable))
-    config, merged = path / CONFIG, path / "records.jsonl"
+    merged = _merged(path / "records.jsonl")
+    config = path / CONFIG
     return RunFolder(
         path=path,
-        records=sorted(latest.values(), key=lambda r: r.key),
+        records=sorted((latest or store.latest_records(merged)).values(), key=lambda r: r.key),
         unreadable=unreadable,
         manifest=read_manifest(path),
         summary=SummaryFile.read(path / SUMMARY),
         config_text=config.read_text() if config.is_file() else None,
-        complete=(path / SUMMARY).is_file() and _merged_last(path, merged),
+        complete=(path / SUMMARY).is_file() and _all_merged(latest.values(), merged),
     )
 
 
-def _merged_last(path: Path, merged: Path) -> bool:
-    """Whether ``records.jsonl`` is newer than every record part (a run that ended merges them last)."""
-    parts = [part.stat().st_mtime for part in (path / "records").glob("*.jsonl")]
-    return merged.is_file() and merged.stat().st_mtime >= max(parts, default=0.0)
+def _merged(path: Path) -> list[Record]:
+    """The records of ``records.jsonl`` (what the last run that ended merged); none where it is missing."""
+    if not path.is_file():
+        return []
+    lines = path.read_text(errors="replace").splitlines()
+    return [record for line in lines if (record := _record(line)) is not None]
+
+
+def _record(line: str) -> Record | None:
+    try:
+        return Record.from_json(line)
+    except RecordError:
+        return None
+
+
+def _all_merged(parts: Iterable[Record], merged: list[Record]) -> bool:
+    """Whether every record of the parts (but those of damaged shards, which a merge may leave out) is in
+    ``records.jsonl``: else a run wrote records after the last merge, and has not ended."""
+    written = {(r.key, r.written_at) for r in merged}
+    return all((r.key, r.written_at) in written for r in parts if not r.damaged_shard)

@@ -69,7 +69,7 @@ def _pictures(folder: Path, record: Record, difference: str | None) -> list[Pict
         (difference, "difference", "difference"),
         (files.consensus, "consensus", "consensus"),
         (files.region, "region", "region"),
-        (files.steps, "steps", ""),
+        (files.steps, "x̂0 | consensus per step", ""),
     ]
     return [Picture(path, caption, legend) for path, caption, legend in shown if _present(folder, path)]
 
@@ -140,9 +140,11 @@ def render(run: RunFolder, table: list[Row], scale: float | None) -> str:
 
 
 def write_report(results: str) -> Path:
-    """Write ``<results>/report.html`` (and its pictures under ``<results>/report/``) from the folder alone;
-    returns its path. Works on a folder of a run that is still going or was cut off: it shows the records
-    written so far.
+    """Write report.html of a results folder.
+
+    Writes ``<results>/report.html`` and its pictures under ``<results>/report/`` from the folder alone;
+    returns the page's path. Works on the folder of a run that is still going or was cut off: the page
+    shows the records written so far.
 
     Args:
         results: an ``ldce predict`` / ``ldce explain`` results folder.

@@ -63,11 +63,11 @@ def _save(figure: Figure, path: Path) -> None:
 
 class ConfidencePlots:
     """Small line plots of ``p(target | x̂0)`` (in [0, 1]) over the guided steps, one PNG per input
-    (220 × 110 px). The axes are drawn once; each input's line is drawn over a copy of them (matplotlib's
+    (160 × 80 px). The axes are drawn once; each input's line is drawn over a copy of them (matplotlib's
     blitting), a few milliseconds per input instead of a full figure."""
 
     def __init__(self) -> None:
-        figure = Figure(figsize=(2.2, 1.1), dpi=100, layout="constrained")
+        figure = Figure(figsize=(1.6, 0.8), dpi=100, layout="constrained")
         self.canvas, self.axes = FigureCanvasAgg(figure), figure.add_subplot()
         (self.line,) = self.axes.plot([], [], color="#1f77b4", linewidth=1.5, animated=True)
         self.axes.axhline(0.5, color="#999999", linewidth=0.6, linestyle="--")
