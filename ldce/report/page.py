@@ -14,16 +14,26 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 import ldce
 from ldce.report.folder import Outcome, RunFolder, read_folder
-from ldce.report.pictures import ConfidencePlots, save_colour_bar, save_difference, shared_scale, signed_difference
+from ldce.report.pictures import (
+    ConfidencePlots,
+    peak,
+    save_colour_bar,
+    save_difference,
+    shared_scale,
+    signed_difference,
+)
 from ldce.results import store
 from ldce.results.record import Record
 
 PAGE, PICTURES = "report.html", "report"
+VIDEOS = (".mp4", ".webm")
+"""Step recordings shown as ``<video>`` (any other as ``<img>``, e.g. a GIF)."""
+EAGER_ROWS = 100
+"""Rows whose pictures load with the page; those of later rows load as they scroll into view."""
 OUTCOME_LABELS: dict[Outcome, str] = {
     "flipped": "flipped",
     "not_flipped": "not flipped",
@@ -34,11 +44,14 @@ OUTCOME_LABELS: dict[Outcome, str] = {
 
 @dataclass(frozen=True)
 class Picture:
-    """An image on the page: its path relative to the results folder and what it shows."""
+    """An image or video on the page: its path relative to the results folder and what it shows."""
 
     path: str
     caption: str
-    legend: str = ""
+
+    @property
+    def video(self) -> bool:
+        return Path(self.path).suffix.lower() in VIDEOS
 
 
 @dataclass(frozen=True)
@@ -64,31 +77,31 @@ def _pictures(folder: Path, record: Record, difference: str | None) -> list[Pict
     """The input's pictures that exist: original, counterfactual, difference, consensus, region, steps."""
     files = record.files
     shown = [
-        (files.original, "original", ""),
-        (files.counterfactual, "counterfactual", ""),
-        (difference, "difference", "difference"),
-        (files.consensus, "consensus", "consensus"),
-        (files.region, "region", "region"),
-        (files.steps, "x̂0 | consensus per step", ""),
+        (files.original, "original"),
+        (files.counterfactual, "counterfactual"),
+        (difference, "difference"),
+        (files.consensus, "consensus"),
+        (files.region, "region"),
+        (files.steps, "x̂0 | consensus per step"),
     ]
-    return [Picture(path, caption, legend) for path, caption, legend in shown if _present(folder, path)]
+    return [Picture(path, caption) for path, caption in shown if _present(folder, path)]
 
 
 def _differences(run: RunFolder) -> tuple[dict[str, str], float | None]:
     """Write each done input's signed difference image on one shared scale; returns their paths by key
-    and the scale (``None``: no pair to compare)."""
+    and the scale (``None``: no pair to compare). Two passes over the images (the scale, then the
+    pictures), so that memory does not grow with the number of inputs."""
     pairs = {
         r.key: (run.path / r.files.original, run.path / r.files.counterfactual)
         for r in run.records
         if r.done and _present(run.path, r.files.original) and _present(run.path, r.files.counterfactual)
     }
-    differences: dict[str, np.ndarray] = {key: signed_difference(*pair) for key, pair in pairs.items()}
-    if not differences:
+    if not pairs:
         return {}, None
-    scale = shared_scale(list(differences.values()))
-    paths = {key: f"{PICTURES}/difference/{store.file_stem(key)}.png" for key in differences}
-    for key, difference in differences.items():
-        save_difference(difference, scale, run.path / paths[key])
+    scale = shared_scale(peak(signed_difference(*pair)) for pair in pairs.values())
+    paths = {key: f"{PICTURES}/difference/{store.file_stem(key)}.png" for key in pairs}
+    for key, pair in pairs.items():
+        save_difference(signed_difference(*pair), scale, run.path / paths[key])
     save_colour_bar(scale, run.path / PICTURES / "difference_scale.png")
     return paths, scale
 
@@ -136,6 +149,7 @@ def render(run: RunFolder, table: list[Row], scale: float | None) -> str:
         has_consensus=any(r.record.consensus_share is not None for r in table),
         generated=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         version=ldce.__version__,
+        eager_rows=EAGER_ROWS,
     )
 
 

@@ -3,7 +3,7 @@ with its colour bar, and ``p(target | x̂0)`` over the guided steps of each inpu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -32,11 +32,16 @@ def signed_difference(original: Path, counterfactual: Path) -> np.ndarray:
     return (read_rgb(counterfactual) - read_rgb(original)).mean(axis=2)
 
 
-def shared_scale(differences: Sequence[np.ndarray]) -> float:
-    """The smallest of :data:`SCALES` that holds the 99th percentile of ``|Δ|`` of every difference
-    (larger values saturate): one colour scale for all inputs, so that their colours compare."""
-    peak = max((float(np.percentile(np.abs(d), 99)) for d in differences), default=1.0)
-    return next((scale for scale in SCALES if peak <= scale), SCALES[-1])
+def peak(difference: np.ndarray) -> float:
+    """The 99th percentile of ``|Δ|``: the largest change of an image, but for a few outlying pixels."""
+    return float(np.percentile(np.abs(difference), 99))
+
+
+def shared_scale(peaks: Iterable[float]) -> float:
+    """The smallest of :data:`SCALES` that holds every input's :func:`peak` (larger values saturate):
+    one colour scale for all inputs, so that their colours compare."""
+    largest = max(peaks, default=SCALES[-1])
+    return next((scale for scale in SCALES if largest <= scale), SCALES[-1])
 
 
 def save_difference(difference: np.ndarray, scale: float, path: Path) -> None:
