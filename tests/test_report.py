@@ -7,6 +7,7 @@ import json
 import shutil
 from html.parser import HTMLParser
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from browser import CHROMIUM, Browser
 from cli_helpers import good_sample, ldce_in_process, ldce_status, predict_args, tiny_config, write_shard
 from PIL import Image
 
+from ldce.callbacks.report import RunReport
 from ldce.report import write_report
 
 KEYS = [f"s{i:03d}" for i in range(5)]
@@ -141,3 +143,13 @@ def test_report_of_a_folder_that_is_no_results_folder_fails_in_one_line(tmp_path
         status, err = ldce_in_process(capsys, "report", "--results", str(folder))
         assert status != 0 and says in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "report.html").exists()
+
+
+def test_the_callback_writes_the_page_of_the_folder_unless_switched_off(run, tmp_path):
+    folder = tmp_path / "copy"
+    shutil.copytree(run, folder, ignore=shutil.ignore_patterns("report*"))
+    rank_zero = SimpleNamespace(is_global_zero=True)
+    RunReport(str(folder), enabled=False).on_predict_end(rank_zero, None)
+    assert not (folder / "report.html").exists()
+    RunReport(str(folder)).on_predict_end(rank_zero, None)
+    assert _page_keys(folder / "report.html") == sorted(r["key"] for r in _records(run))

@@ -45,6 +45,14 @@ def higher_is_better(name: str) -> bool | None:
     return kinds[0].higher_is_better if kinds else HIGHER_IS_BETTER.get(name)
 
 
+def outcome(record: Record) -> Outcome:
+    """failed; already_target (the classifier called the original the target: nothing to flip); flipped
+    (it calls the counterfactual the target); or not_flipped."""
+    if not record.done:
+        return "failed"
+    return "already_target" if record.already_target else "flipped" if record.flipped else "not_flipped"
+
+
 class NotAResultsFolder(FileNotFoundError):
     """A folder without records, manifest or config: nothing an ``ldce`` run wrote."""
 
@@ -100,15 +108,10 @@ class RunFolder:
     config_text: str | None
     complete: bool
 
-    def outcome(self, record: Record) -> Outcome:
-        if not record.done:
-            return "failed"
-        return "already_target" if record.already_target else "flipped" if record.flipped else "not_flipped"
-
     def outcome_counts(self) -> dict[Outcome, int]:
         counts = dict.fromkeys(OUTCOMES, 0)
         for record in self.records:
-            counts[self.outcome(record)] += 1
+            counts[outcome(record)] += 1
         return counts
 
     def class_name(self, index: int | None) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 import ldce
-from ldce.report.folder import Outcome, RunFolder, read_folder
+from ldce.report.folder import Outcome, RunFolder, outcome, read_folder
 from ldce.report.pictures import (
     ConfidencePlots,
     peak,
@@ -121,7 +121,7 @@ def rows(run: RunFolder, differences: dict[str, str], plots: dict[str, str]) -> 
     return [
         Row(
             record=r,
-            outcome=run.outcome(r),
+            outcome=outcome(r),
             source=r.source_name or run.class_name(r.source),
             target=r.target_name or run.class_name(r.target),
             before=run.class_name(r.source_prediction),
