@@ -9,6 +9,7 @@ opens filtered.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ from ldce.report.pictures import (
 )
 from ldce.results import store
 from ldce.results.record import Record
+
+log = logging.getLogger(__name__)
 
 PAGE, PICTURES = "report.html", "report"
 VIDEOS = (".mp4", ".webm")
@@ -90,20 +93,30 @@ def _pictures(folder: Path, record: Record, difference: str | None) -> list[Pict
 def _differences(run: RunFolder) -> tuple[dict[str, str], float | None]:
     """Write each done input's signed difference image on one shared scale; returns their paths by key
     and the scale (``None``: no pair to compare). Two passes over the images (the scale, then the
-    pictures), so that memory does not grow with the number of inputs."""
+    pictures), so that memory does not grow with the number of inputs; a pair that cannot be read is
+    left out with a warning (the page shows what it can)."""
     pairs = {
         r.key: (run.path / r.files.original, run.path / r.files.counterfactual)
         for r in run.records
         if r.done and _present(run.path, r.files.original) and _present(run.path, r.files.counterfactual)
     }
-    if not pairs:
+    peaks = {key: value for key, pair in pairs.items() if (value := _peak(key, *pair)) is not None}
+    if not peaks:
         return {}, None
-    scale = shared_scale(peak(signed_difference(*pair)) for pair in pairs.values())
-    paths = {key: f"{PICTURES}/difference/{store.file_stem(key)}.png" for key in pairs}
-    for key, pair in pairs.items():
-        save_difference(signed_difference(*pair), scale, run.path / paths[key])
+    scale = shared_scale(peaks.values())
+    paths = {key: f"{PICTURES}/difference/{store.file_stem(key)}.png" for key in peaks}
+    for key in peaks:
+        save_difference(signed_difference(*pairs[key]), scale, run.path / paths[key])
     save_colour_bar(scale, run.path / PICTURES / "difference_scale.png")
     return paths, scale
+
+
+def _peak(key: str, original: Path, counterfactual: Path) -> float | None:
+    try:
+        return peak(signed_difference(original, counterfactual))
+    except (OSError, ValueError) as error:
+        log.warning("report: no difference image for %r: %s", key, error)
+        return None
 
 
 def _plots(run: RunFolder) -> dict[str, str]:
