@@ -9,7 +9,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from ldce.metrics import CD, COUT, FID, LPIPS, MNAC, Closeness, CosineSimilarity, FlipRate, SplitFID
 from ldce.results import store
@@ -18,7 +18,7 @@ from ldce.results.record import Record, RecordError, run_means
 from ldce.results.store import Unreadable
 
 Outcome = Literal["flipped", "not_flipped", "already_target", "failed"]
-OUTCOMES: tuple[Outcome, ...] = ("flipped", "not_flipped", "already_target", "failed")
+OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 SUMMARY, CONFIG = "summary.json", "config.yaml"
 
 HIGHER_IS_BETTER = {
@@ -61,13 +61,12 @@ class NotAResultsFolder(FileNotFoundError):
 class SummaryFile:
     """``summary.json`` as :class:`ldce.callbacks.summary.RunSummary` writes it (only what a report shows).
 
-    counts: the last run's inputs by outcome; metrics: means over the folder's done records (flip rate,
-    target confidence, L1/L2 per image on [0, 1] pixels); evaluation: the metrics of :mod:`ldce.metrics`
-    (``None``: undefined); evaluation_scope: which counterfactuals they cover; seconds: the run's time.
+    counts: the last run's inputs by outcome; evaluation: the metrics of :mod:`ldce.metrics` (``None``:
+    undefined); evaluation_scope: which counterfactuals they cover; seconds: the run's time. (Its means
+    over the records the report computes itself, from the records it shows.)
     """
 
     counts: dict[str, int] = field(default_factory=dict)
-    metrics: dict[str, float | None] = field(default_factory=dict)
     evaluation: dict[str, float | None] = field(default_factory=dict)
     evaluation_scope: str | None = None
     seconds: float | None = None
