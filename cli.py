@@ -18,6 +18,7 @@ from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from torch import nn
 
+from ldce.callbacks.report import RunReport
 from ldce.callbacks.run_config import SaveRunConfig
 from ldce.callbacks.summary import RunSummary
 from ldce.callbacks.wandb_table import WandbCounterfactuals
@@ -71,7 +72,7 @@ class _OutputCLI(LightningCLI):
 
 
 class PredictCLI(_OutputCLI):
-    """``ldce predict``: the writer, summary and W&B table always present, all under ``--output_dir``."""
+    """``ldce predict``: the writer, summary, W&B table and report always present, all under ``--output_dir``."""
 
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
@@ -82,7 +83,8 @@ class PredictCLI(_OutputCLI):
         parser.add_lightning_class_args(CounterfactualWriter, "writer")
         parser.add_lightning_class_args(RunSummary, "summary")
         parser.add_lightning_class_args(WandbCounterfactuals, "wandb_table")
-        for target in ("writer.output_dir", "summary.output_dir"):
+        parser.add_lightning_class_args(RunReport, "report")  # last: after the records are merged and summarised
+        for target in ("writer.output_dir", "summary.output_dir", "report.output_dir"):
             parser.link_arguments("output_dir", target)
         parser.link_arguments("writer.save_steps", "model.record_steps")  # step videos need the steps
         parser.link_arguments("model", "summary.classifier", compute_fn=explained_classifier, apply_on="instantiate")

@@ -129,9 +129,9 @@ def ldce(*args: str, env: dict[str, str] | None = None, timeout: float = 240) ->
     return result
 
 
-def _main_in_process(args: tuple[str, ...]) -> int:
-    """``ldce <args>`` in this process: its exit status. The logging levels, handlers and warning filters
-    it sets are put back afterwards."""
+def ldce_status(*args: str) -> int:
+    """Run ``ldce <args>`` in this process (no start-up cost); its exit status. The logging levels,
+    handlers and warning filters it sets are put back afterwards."""
     from ldce.commands.console import FRAMEWORKS
     from ldce.entry import main
 
@@ -150,8 +150,8 @@ def _main_in_process(args: tuple[str, ...]) -> int:
 
 
 def ldce_in_process(capsys, *args: str) -> tuple[int, str]:
-    """Run ``ldce <args>`` in this process (no start-up cost): its exit status and stderr."""
-    status = _main_in_process(args)
+    """Run ``ldce <args>`` in this process (see :func:`ldce_status`): its exit status and stderr."""
+    status = ldce_status(*args)
     return status, capsys.readouterr().err
 
 
@@ -161,7 +161,7 @@ def ldce_here(*args: str) -> subprocess.CompletedProcess:
     environment of their own."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        status = _main_in_process(args)
+        status = ldce_status(*args)
     assert status == 0, f"ldce {' '.join(args)} failed:\n{out.getvalue()[-3000:]}\n{err.getvalue()[-6000:]}"
     return subprocess.CompletedProcess(["ldce", *args], status, out.getvalue(), err.getvalue())
 

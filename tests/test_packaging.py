@@ -40,6 +40,7 @@ def test_wheel_installs_only_the_ldce_namespace(wheel):
         "ldce/configs/demo/classifier.yaml",
         "ldce/demo/data/fashion_mnist_demo.tar",
         "ldce/demo/weights/classifier/model.safetensors",
+        "ldce/report/templates/report.html.j2",
     ):
         assert module in names
 

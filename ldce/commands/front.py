@@ -13,12 +13,14 @@ TOOLS = {
     "shards": "ldce.datamodules.shards:main",
     "datasets": "ldce.datamodules.datasets:main",
     "targets": "ldce.datamodules.nearest_targets:main",
+    "report": "ldce.report.command:main",
 }
 """``ldce <tool> …`` commands beside LightningCLI's: module:function(argv)."""
 COMMANDS = {
     "predict": "explain the inputs of a config's data (WebDataset shards) with its model",
     "explain": "explain image files, folders, globs or a CSV list; no shards needed",
     "evaluate": "compute the counterfactual metrics of a results folder into metrics.json",
+    "report": "write report.html of a results folder: one static page of its inputs, pictures, metrics",
     "shards": "write images (a folder, an ImageFolder tree, a CSV/JSON list) as WebDataset shards",
     "datasets": "write the paper's data sets (ImageNet, CelebA-HQ, Flowers-102, Pets) as shards",
     "targets": "write nearest-other-class target files (Flowers-102, Pets)",

@@ -9,6 +9,7 @@ Layout of ``<output_dir>`` (``<name>`` is :func:`file_stem` of the sample's key)
     records/<rank>-<id>.jsonl                         one part per batch and rank (a JSON line per input)
     records.jsonl                                     all parts merged, newest record per key
     grid.png, summary.json, config.yaml, manifest.json
+    report.html, report/                              the page of the folder (ldce.report) and its pictures
 
 Every file appears by ``rename`` of a finished temporary file, and a batch's record part is written
 after its images, so an input counts as done exactly when its record exists: a run killed at any
@@ -67,7 +68,7 @@ def file_stem(key: str) -> str:
 
 
 RESULTS = ("records", "records.jsonl", "original", "counterfactual", "consensus", "region", "steps", "grid.png")
-RESULTS += ("summary.json", "metrics.json")
+RESULTS += ("summary.json", "metrics.json", "report", "report.html")
 """What a run writes into a results folder besides its config and manifest (removed by an overwrite)."""
 
 
