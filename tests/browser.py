@@ -110,8 +110,11 @@ class Browser:
             self.events.append(self._message())
 
     def evaluate(self, expression: str) -> Any:
-        """The JSON value of a JavaScript expression on the page; ``RuntimeError`` when it throws."""
-        result = self.call("Runtime.evaluate", on_page=True, expression=expression, returnByValue=True)
+        """The JSON value of a JavaScript expression on the page (a promise is awaited); ``RuntimeError``
+        when it throws."""
+        result = self.call(
+            "Runtime.evaluate", on_page=True, expression=expression, returnByValue=True, awaitPromise=True
+        )
         if "exceptionDetails" in result:
             raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
         return result["result"].get("value")

@@ -64,6 +64,10 @@ def _page_keys(page: Path) -> list[str]:
     return parser.keys
 
 
+VIDEOS_LOADED = """Promise.all([...document.querySelectorAll('video')].map(v => new Promise(done => {
+    const size = () => done([v.getAttribute('src'), v.videoWidth]);
+    if (v.readyState >= 1) size(); else { v.onloadedmetadata = size; v.onerror = size; v.load(); }
+})))"""
 VISIBLE = "[...document.querySelectorAll('tr.input')].filter(r => getComputedStyle(r).display !== 'none')"
 
 
@@ -79,7 +83,9 @@ def test_the_page_of_a_run_loads_every_picture_lists_every_input_and_filters_and
         browser.open(page.as_uri())
         images = browser.evaluate("[...document.images].map(i => [i.getAttribute('src'), i.naturalWidth])")
         assert [src for src, width in images if width == 0] == []
-        assert len(images) >= 5 * 6, (
+        videos = browser.evaluate(VIDEOS_LOADED)
+        assert [src for src, width in videos if width == 0] == [], "every step video (MP4 with PyAV) decodes"
+        assert len(images) + len(videos) >= 5 * 6, (
             "original, counterfactual, difference, consensus, steps and plot of each done input"
         )
         rows = browser.evaluate("[...document.querySelectorAll('tr.input')].map(r => r.dataset.status)")
