@@ -25,6 +25,11 @@ from ldce.runner import Prediction
 log = logging.getLogger(__name__)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler ending the job) arrived: the run stops after writing the batch in hand, as
+    after Ctrl-C."""
+
+
 class CounterfactualWriter(BasePredictionWriter):
     """Write ``original/``, ``counterfactual/``, ``consensus/``, ``records/`` (and ``steps/``) under ``output_dir``.
 
@@ -75,9 +80,10 @@ class CounterfactualWriter(BasePredictionWriter):
             self.resumed = len(done)
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
-        """An interrupted run (Ctrl-C) says how to go on."""
+        """An interrupted run (Ctrl-C, or SIGTERM after the batch in hand) says how to go on."""
         if isinstance(exception, KeyboardInterrupt) and trainer.is_global_zero:
-            log.warning("interrupted: the same command resumes, skipping the inputs done in %s", self.output_dir)
+            cause = "stopped by SIGTERM" if isinstance(exception, Terminated) else "interrupted"
+            log.warning("%s: the same command resumes, skipping the inputs done in %s", cause, self.output_dir)
 
     def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Say that the run resumes once every check (the settings' too) has passed."""
@@ -90,6 +96,8 @@ class CounterfactualWriter(BasePredictionWriter):
         records = [_failure(f) for f in prediction.failures]
         records += [self._written(prediction, i) for i in range(len(prediction.keys))]
         store.write_records(self.output_dir, trainer.global_rank, records)
+        if trainer.received_sigterm:  # Lightning notes SIGTERM but its predict loop does not stop for it
+            raise Terminated
 
     def _written(self, prediction: Prediction, i: int) -> Record:
         """Input ``i``'s files and done record, or — when its files cannot be written — its failure record."""

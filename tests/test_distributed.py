@@ -20,6 +20,7 @@ from cli_helpers import (
     environment,
     free_port,
     ldce,
+    ldce_here,
     outputs_of,
     predict_args,
     records,
@@ -47,7 +48,7 @@ def reference(data):
     """One process, batch size 4, no workers."""
     folder, urls = data
     out = folder / "reference"
-    ldce("predict", "--config", str(tiny_config(folder, urls)), "--output_dir", str(out))
+    ldce_here("predict", "--config", str(tiny_config(folder, urls)), "--output_dir", str(out))
     return outputs_of(out)
 
 
@@ -91,21 +92,27 @@ def test_two_nodes_on_localhost_write_every_sample_once(data, reference, tmp_pat
     assert outputs_of(out) == reference
 
 
-def test_a_killed_run_resumes_to_the_same_outputs_without_redoing_work(data, reference, tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_a_killed_run_resumes_to_the_same_outputs_without_redoing_work(data, reference, tmp_path, stop):
+    """SIGKILL at any moment, or SIGTERM (which stops the run after the batch in hand, saying so), leaves
+    a folder that the same command completes to the outputs of an uninterrupted run."""
     folder, urls = data
     config, out = tiny_config(tmp_path, urls, batch_size=1), tmp_path / "out"
     command = [sys.executable, "-m", "ldce.cli", "predict", "--config", str(config), "--output_dir", str(out)]
-    run = subprocess.Popen(
-        command, env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
-    deadline = time.monotonic() + 240
-    while len(list((out / "records").glob("*.jsonl"))) < 4 and time.monotonic() < deadline and run.poll() is None:
-        time.sleep(0.05)
-    os.killpg(run.pid, signal.SIGKILL)
-    run.wait()
+    with open(tmp_path / "stderr.txt", "w") as stderr:
+        run = subprocess.Popen(
+            command, env=environment(), stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True
+        )
+        deadline = time.monotonic() + 240
+        while len(list((out / "records").glob("*.jsonl"))) < 4 and time.monotonic() < deadline and run.poll() is None:
+            time.sleep(0.05)
+        os.killpg(run.pid, stop)
+        status = run.wait(timeout=120)
     finished = len(list((out / "records").glob("*.jsonl")))
-    assert 4 <= finished < 13, "the kill must land mid-way"
-    ldce("predict", "--config", str(config), "--output_dir", str(out))
+    assert 4 <= finished < 13, "the stop must land mid-way"
+    if stop == signal.SIGTERM:
+        assert status != 0 and "stopped by SIGTERM: the same command resumes" in (tmp_path / "stderr.txt").read_text()
+    ldce_here("predict", "--config", str(config), "--output_dir", str(out))
     resumed = summary(out)["counts"]
     assert resumed["skipped"] >= finished and resumed["done"] + resumed["skipped"] == 13
     assert outputs_of(out) == reference
