@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from ldce.results.record import Record
 
 FLIPPED, NOT_FLIPPED, ALREADY_TARGET = "flipped", "NOT flipped", "already target"
-"""The words of ``report.html``'s statuses (``NOT`` in capitals, as the picture has no badge colours to read)."""
+"""The statuses in the words ``report.html`` uses (``NOT`` in capitals, to stand out in a picture)."""
 STATUS_COLOURS = {FLIPPED: "#1a7f37", NOT_FLIPPED: "#cf222e", ALREADY_TARGET: "#9a6700"}
 """Green, red, amber: the caption's first line and (for the last two) the row's frame."""
 
