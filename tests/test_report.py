@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 from types import SimpleNamespace
@@ -26,7 +27,9 @@ from PIL import Image
 
 from ldce.callbacks.report import RunReport
 from ldce.report import write_report
+from ldce.report.folder import origin
 from ldce.report.page import OUTCOME_LABELS
+from ldce.results.record import Record, RecordFiles
 
 KEYS = [f"s{i:03d}" for i in range(5)]
 
@@ -280,3 +283,12 @@ def test_a_summary_without_its_records_warns_that_the_records_are_missing(run, t
     text = " ".join(write_report(str(folder)).read_text().split())
     assert 'id="missing-records"' in text and "summary.json counts 5 done inputs in this folder, but only 0" in text
     assert 'id="missing-records"' not in write_report(str(run)).read_text()
+
+
+def test_an_inputs_origin_is_its_file_else_its_key_in_its_shard_else_the_shard_that_failed():
+    facts = {"source": 1, "target": 2, "flipped": True, "target_confidence": 0.9, "l1": 1.0, "l2": 1.0}
+    done = Record("a@1", "done", 0.0, RecordFiles("o.png", "c.png"), shard="/data/shard-1.tar", **facts)
+    assert origin(replace(done, meta={"path": "photos/日本 palette.png"})) == "photos/日本 palette.png"
+    assert origin(replace(done, original_key="a")) == "a in shard-1.tar"
+    assert origin(done) is None, "a done input of a shard, under its own key: the key says it"
+    assert origin(Record("b", "failed", 0.0, reason="cut", shard="/data/shard-1.tar")) == "/data/shard-1.tar"
