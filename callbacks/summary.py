@@ -138,7 +138,8 @@ class RunSummary(Callback):
         store.write_json(self.output_dir / SUMMARY, summary)
         log.info("summary: %s", counts | {k: v for k, v in summary["metrics"].items() if v is not None})
         log.info("evaluation: %s", {k: v for k, v in summary["evaluation"].items() if v is not None})
-        log.info("results in %s (grid.png, records.jsonl, summary.json)", self.output_dir.resolve())
+        written = [name for name in ("grid.png", "records.jsonl", SUMMARY) if (self.output_dir / name).is_file()]
+        log.info("results in %s (%s)", self.output_dir.resolve(), ", ".join(written))
         if trainer.logger is not None and counts["done"]:
             logged = {f"summary/{name}": value for name, value in (counts | summary["metrics"]).items()}
             trainer.logger.log_metrics(logged | {f"evaluation/{k}": v for k, v in evaluation.items() if v is not None})

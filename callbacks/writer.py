@@ -24,6 +24,8 @@ from ldce.runner import Prediction
 
 log = logging.getLogger(__name__)
 
+GRID = "grid.png"
+
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM (a scheduler ending the job) arrived: the run stops after writing the batch in hand, as
@@ -111,10 +113,12 @@ class CounterfactualWriter(BasePredictionWriter):
     def on_predict_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         trainer.strategy.barrier("ldce-records")
         if trainer.is_global_zero:
-            done = [r for r in store.merge_records(self.output_dir, self.run_started) if r.done][: self.grid_rows]
-            picture = grid_picture(self.output_dir, done, self.grid_scale) if done else None
+            done = [r for r in store.merge_records(self.output_dir, self.run_started) if r.done]
+            shown, title = done[: self.grid_rows], grid_title(min(self.grid_rows, len(done)), len(done))
+            picture = grid_picture(self.output_dir, shown, self.grid_scale, title) if shown else None
             if picture is not None:
-                store.save_image(picture, self.output_dir / "grid.png")
+                store.save_image(picture, self.output_dir / GRID)
+                log.info("%s shows %s", GRID, title or f"all {len(done)} done inputs")
 
     def _write_files(self, prediction: Prediction, i: int) -> RecordFiles:
         """Write input ``i``'s images (and step video); returns their paths relative to ``output_dir``."""
@@ -169,6 +173,13 @@ class CounterfactualWriter(BasePredictionWriter):
             region_growth=None if r.region_growth is None else int(r.region_growth[i]),
             confidence_steps=_confidence_steps(r.trace.target_probability, i),
         )
+
+
+def grid_title(shown: int, done: int) -> str | None:
+    """The line above a grid of the first ``shown`` of ``done`` inputs (``None``: it shows them all)."""
+    if shown >= done:
+        return None
+    return f"the first {shown} of {done} done inputs, by key (writer.grid_rows); every input: report.html"
 
 
 def _confidence_steps(probabilities: Tensor | None, i: int) -> list[float] | None:

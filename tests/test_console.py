@@ -127,3 +127,5 @@ def test_a_run_in_which_every_input_failed_is_an_error(config, tmp_path):
     )
     assert result.returncode == 2 and "every input failed (1); the reasons are in" in result.stderr
     assert (tmp_path / "out" / "summary.json").is_file()
+    results = next(line for line in result.stderr.splitlines() if "results in" in line)
+    assert results.endswith("(records.jsonl, summary.json)"), "no grid.png was written, none is claimed"

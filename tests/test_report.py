@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 from types import SimpleNamespace
@@ -12,11 +13,23 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from browser import CHROMIUM, Browser
-from cli_helpers import good_sample, ldce_in_process, ldce_status, predict_args, tiny_config, write_shard
+from cli_helpers import (
+    good_sample,
+    ldce_here,
+    ldce_in_process,
+    ldce_status,
+    png,
+    predict_args,
+    tiny_config,
+    write_shard,
+)
 from PIL import Image
 
 from ldce.callbacks.report import RunReport
 from ldce.report import write_report
+from ldce.report.folder import origin
+from ldce.report.page import OUTCOME_LABELS
+from ldce.results.record import Record, RecordFiles
 
 KEYS = [f"s{i:03d}" for i in range(5)]
 
@@ -68,6 +81,11 @@ VIDEOS_LOADED = """Promise.all([...document.querySelectorAll('video')].map(v => 
     const size = () => done([v.getAttribute('src'), v.videoWidth]);
     if (v.readyState >= 1) size(); else { v.onloadedmetadata = size; v.onerror = size; v.load(); }
 })))"""
+STEP_VIDEOS = """[...document.querySelectorAll('video')].map(v => {
+    const link = v.closest('figure').querySelector('figcaption a');
+    return [v.controls, v.preload, v.autoplay || !v.paused, link.getAttribute('href') === v.getAttribute('src'),
+            link.target === '_blank'];
+})"""
 VISIBLE = "[...document.querySelectorAll('tr.input')].filter(r => getComputedStyle(r).display !== 'none')"
 
 
@@ -85,6 +103,11 @@ def test_the_page_of_a_run_loads_every_picture_lists_every_input_and_filters_and
         assert [src for src, width in images if width == 0] == []
         videos = browser.evaluate(VIDEOS_LOADED)
         assert [src for src, width in videos if width == 0] == [], "every step video (MP4 with PyAV) decodes"
+        steps = browser.evaluate(STEP_VIDEOS)
+        assert len(steps) == 5 and all(s == [True, "metadata", False, True, True] for s in steps), (
+            "each step video has controls, loads only its metadata, does not play by itself, and its caption "
+            "links to the file in a new tab"
+        )
         assert len(images) + len(videos) >= 5 * 6, (
             "original, counterfactual, difference, consensus, steps and plot of each done input"
         )
@@ -143,6 +166,11 @@ def test_a_run_cut_off_part_way_shows_exactly_the_inputs_it_recorded(run, tmp_pa
     assert 'id="partial"' in text and "1 record line(s) could not be read" in text
 
 
+def test_report_without_results_names_the_option_as_typed(capsys):
+    status, err = ldce_in_process(capsys, "report")
+    assert status == 2 and "required: --results" in err and len(err.strip().splitlines()) == 1, err
+
+
 def test_report_of_a_folder_that_is_no_results_folder_fails_in_one_line(tmp_path, capsys):
     (tmp_path / "notes.txt").write_text("hello")
     for folder, says in ((tmp_path, "is not an ldce results folder"), (tmp_path / "missing", "is not a folder")):
@@ -159,3 +187,108 @@ def test_the_callback_writes_the_page_of_the_folder_unless_switched_off(run, tmp
     assert not (folder / "report.html").exists()
     RunReport(str(folder)).on_predict_end(rank_zero, None)
     assert _page_keys(folder / "report.html") == sorted(r["key"] for r in _records(run))
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH: the page cannot be checked in a browser")
+def test_the_status_filter_takes_the_words_the_page_shows_and_says_when_nothing_matches(run, tmp_path):
+    """``?status=not flipped`` (the label) filters like ``not_flipped``; a filter that leaves no row shows
+    the "nothing matches" line, one that leaves rows hides it."""
+    outcomes = [_outcome(r) for r in _records(run)]
+    with Browser(tmp_path / "profile") as browser:
+        for name, label in OUTCOME_LABELS.items():
+            for spelling in {label, name, label.upper()}:
+                browser.open(f"{(run / 'report.html').resolve().as_uri()}?status={spelling.replace(' ', '%20')}")
+                shown = browser.evaluate(f"{VISIBLE}.map(r => r.dataset.status)")
+                assert shown == [name] * outcomes.count(name), spelling
+                nothing = browser.evaluate("document.getElementById('nothing').hidden")
+                assert nothing == bool(shown), f"{spelling}: the nothing-matches line shows exactly when no row does"
+
+
+def _explained(folder: Path) -> Path:
+    """``ldce explain`` of two image files, one with a name that its key cannot keep."""
+    photos = folder / "photos"
+    photos.mkdir()
+    for i, name in enumerate(["日本 palette.png", "photo 1.png"]):
+        (photos / name).write_bytes(png(i))
+    config = tiny_config(folder, "unused.tar", class_names=[f"class {i}" for i in range(10)])
+    out = folder / "out"
+    ldce_here("explain", str(photos), "--config", str(config), "--target", "2", "--output_dir", str(out), "-q")
+    return out
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH: the page cannot be checked in a browser")
+def test_each_input_shows_the_file_it_came_from_and_the_text_filter_finds_it(tmp_path):
+    out = _explained(tmp_path)
+    with Browser(tmp_path / "profile") as browser:
+        browser.open((out / "report.html").resolve().as_uri() + "?q=日本")
+        shown = browser.evaluate(f"{VISIBLE}.map(r => r.querySelector('td.key .origin').innerText)")
+        assert shown == [str(tmp_path / "photos" / "日本 palette.png")]
+
+
+def _captions(page: Path) -> list[list[tuple[str, str]]]:
+    """Per done row of the page: its pictures' (caption, placeholder text or "")."""
+
+    class Figures(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rows: list[list[tuple[str, str]]] = []
+            self.tag, self.placeholder = "", ""
+
+        def handle_starttag(self, tag: str, attrs: list) -> None:
+            found = dict(attrs)
+            if tag == "div" and found.get("class") == "strip":
+                self.rows.append([])
+            self.tag = "placeholder" if "placeholder" in (found.get("class") or "") else tag
+
+        def handle_data(self, data: str) -> None:
+            if not data.strip():
+                return
+            if self.tag == "placeholder":
+                self.placeholder = data.strip()
+            elif self.tag in ("figcaption", "a") and self.rows:
+                self.rows[-1].append((data.strip().rstrip(" ↗"), self.placeholder))
+                self.placeholder = ""
+            self.tag = ""
+
+    parser = Figures()
+    parser.feed(page.read_text())
+    return parser.rows
+
+
+def test_a_missing_or_corrupt_picture_is_a_placeholder_in_its_own_column(run, tmp_path):
+    """A deleted counterfactual and a corrupt original keep every row's columns in the same order, each
+    shown as a placeholder saying why (no broken image), and the rest of the row as it was."""
+    folder = tmp_path / "damaged"
+    shutil.copytree(run, folder, ignore=shutil.ignore_patterns("report*"))
+    (folder / "counterfactual" / "s001.png").unlink()
+    (folder / "original" / "s002.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 20)
+    done = [key for key in _page_keys(write_report(str(folder))) if key != "broken"]
+    rows = dict(zip(done, _captions(folder / "report.html"), strict=True))
+    columns = {key: [caption for caption, _ in row] for key, row in rows.items()}
+    assert all(c == columns["s000"] for c in columns.values()), "every done row has the same columns"
+    assert columns["s000"][:4] == ["original", "counterfactual", "difference", "consensus"]
+    placeholders = {key: [(c, p) for c, p in row if p] for key, row in rows.items()}
+    assert placeholders == {
+        "s000": [],
+        "s001": [("counterfactual", "missing"), ("difference", "missing")],
+        "s002": [("original", "unreadable"), ("difference", "missing")],
+        "s003": [],
+        "s004": [],
+    }
+
+
+def test_a_summary_without_its_records_warns_that_the_records_are_missing(run, tmp_path):
+    folder = tmp_path / "no_records"
+    shutil.copytree(run, folder, ignore=shutil.ignore_patterns("report*", "records*"))
+    text = " ".join(write_report(str(folder)).read_text().split())
+    assert 'id="missing-records"' in text and "summary.json counts 5 done inputs in this folder, but only 0" in text
+    assert 'id="missing-records"' not in write_report(str(run)).read_text()
+
+
+def test_an_inputs_origin_is_its_file_else_its_key_in_its_shard_else_the_shard_that_failed():
+    facts = {"source": 1, "target": 2, "flipped": True, "target_confidence": 0.9, "l1": 1.0, "l2": 1.0}
+    done = Record("a@1", "done", 0.0, RecordFiles("o.png", "c.png"), shard="/data/shard-1.tar", **facts)
+    assert origin(replace(done, meta={"path": "photos/日本 palette.png"})) == "photos/日本 palette.png"
+    assert origin(replace(done, original_key="a")) == "a in shard-1.tar"
+    assert origin(done) is None, "a done input of a shard, under its own key: the key says it"
+    assert origin(Record("b", "failed", 0.0, reason="cut", shard="/data/shard-1.tar")) == "/data/shard-1.tar"

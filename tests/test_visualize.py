@@ -9,8 +9,10 @@ import torch
 from cli_helpers import video_size
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
+from ldce.callbacks.writer import grid_title
 from ldce.images import to_uint8
-from ldce.results.captions import ALREADY_TARGET, FLIPPED, NOT_FLIPPED, Outcome, wrapped
+from ldce.report.page import OUTCOME_LABELS
+from ldce.results.captions import ALREADY_TARGET, FLIPPED, NOT_FLIPPED, Outcome, short_key, wrapped
 from ldce.results.pictures import COUNTERFACTUAL_COLUMNS, GridRow, coloured, counterfactual_row, enlargement, grid
 from ldce.results.record import Record, RecordFiles, thinned
 from ldce.results.step_video import Steps, frames, label, write_video
@@ -32,10 +34,10 @@ def _record(**facts) -> Record:
     return Record(key="k", status="done", written_at=0.0, files=files, **(base | facts))
 
 
-def test_a_caption_names_the_pair_the_prediction_before_and_after_and_p_target():
+def test_a_caption_names_the_key_the_pair_the_prediction_before_and_after_and_p_target():
     record = _record(flipped=False, prediction=6, prediction_name="Shirt", confidence=0.55, target_confidence=0.24)
     assert Outcome.of_record(record).lines() == [
-        "Dress → Coat: NOT flipped",
+        "k · Dress → Coat: NOT flipped",
         "classifier: Dress (p 0.91) → Shirt (p 0.55)",
         "p(target) 0.24",
     ]
@@ -52,10 +54,32 @@ def test_a_record_without_class_names_shows_indices_and_a_region_share():
     names = {"source_name": None, "target_name": None, "source_prediction_name": None}
     record = _record(**names, flipped=True, prediction=4, confidence=0.8, target_confidence=0.8, region_share=0.25)
     assert Outcome.of_record(record).lines() == [
-        "3 → 4: flipped",
+        "k · 3 → 4: flipped",
         "classifier: 3 (p 0.91) → 4 (p 0.80)",
         "p(target) 0.80, region 25%",
     ]
+
+
+def test_a_long_key_is_shortened_to_its_end():
+    key = "holiday/2024/august/IMG_20240815_123456_HDR"
+    assert short_key(key) == "…" + key[-23:] and len(short_key(key)) == 24 and short_key("s003") == "s003"
+
+
+def test_the_grid_says_the_statuses_in_the_words_of_the_report():
+    assert [s.lower() for s in (FLIPPED, NOT_FLIPPED, ALREADY_TARGET)] == [
+        OUTCOME_LABELS[name] for name in ("flipped", "not_flipped", "already_target")
+    ]
+
+
+def test_a_grid_of_the_first_inputs_only_says_how_many_of_how_many_and_where_the_rest_are():
+    assert grid_title(16, 64) == ("the first 16 of 64 done inputs, by key (writer.grid_rows); every input: report.html")
+    assert grid_title(5, 5) is None and grid_title(0, 0) is None
+    rows = [_row(FLIPPED)]
+    titled = grid(rows, COUNTERFACTUAL_COLUMNS, title=grid_title(16, 64))
+    assert (
+        titled.height > grid(rows, COUNTERFACTUAL_COLUMNS).height
+        and titled.width == grid(rows, COUNTERFACTUAL_COLUMNS).width
+    )
 
 
 def test_wrapping_keeps_every_line_within_the_width_even_for_one_long_word():
@@ -97,7 +121,7 @@ def test_a_not_flipped_row_is_framed_in_red_and_a_flipped_one_is_not():
 
 
 def test_no_caption_text_leaves_the_picture_at_any_class_name_length(monkeypatch):
-    """Every text the grid draws lies inside the figure, for a 200-character class name."""
+    """Every text the grid draws lies inside the figure, for a 200-character class name and a long title."""
     extents = []
     draw = FigureCanvasAgg.draw
 
@@ -108,9 +132,10 @@ def test_no_caption_text_leaves_the_picture_at_any_class_name_length(monkeypatch
         extents.append(canvas.figure.bbox)
 
     monkeypatch.setattr(FigureCanvasAgg, "draw", measuring)
-    grid([_row(NOT_FLIPPED, names="n" * 120 + " " + "very long class name " * 4)], COUNTERFACTUAL_COLUMNS)
+    rows = [_row(NOT_FLIPPED, names="n" * 120 + " " + "very long class name " * 4)]
+    grid(rows, COUNTERFACTUAL_COLUMNS, title="a long title line " * 12)
     figure, texts = extents[-1], extents[:-1]
-    assert len(texts) >= 8 and all(figure.x0 <= t.x0 and t.x1 <= figure.x1 + 1 for t in texts)
+    assert len(texts) >= 9 and all(figure.x0 <= t.x0 and t.x1 <= figure.x1 + 1 for t in texts)
     assert all(figure.y0 <= t.y0 and t.y1 <= figure.y1 + 1 for t in texts)
 
 

@@ -53,6 +53,19 @@ def outcome(record: Record) -> Outcome:
     return "already_target" if record.already_target else "flipped" if record.flipped else "not_flipped"
 
 
+def origin(record: Record) -> str | None:
+    """Where the input came from, as far as its record says: the file in its JSON's ``path`` (``ldce
+    explain``, shards made by ``ldce shards``); for a duplicate key renamed, its key in its shard; for a
+    failure, the file or shard that failed. ``None``: nothing beyond the key."""
+    path = record.meta.get("path")
+    if isinstance(path, str):
+        return path
+    shard = Path(record.shard).name if record.shard else None
+    if record.original_key is not None:
+        return f"{record.original_key} in {shard}" if shard else record.original_key
+    return None if record.done else record.shard
+
+
 class NotAResultsFolder(FileNotFoundError):
     """A folder without records, manifest or config: nothing an ``ldce`` run wrote."""
 
@@ -61,12 +74,14 @@ class NotAResultsFolder(FileNotFoundError):
 class SummaryFile:
     """``summary.json`` as :class:`ldce.callbacks.summary.RunSummary` writes it (only what a report shows).
 
-    counts: the last run's inputs by outcome; evaluation: the metrics of :mod:`ldce.metrics` (``None``:
-    undefined); evaluation_scope: which counterfactuals they cover; seconds: the run's time. (Its means
-    over the records the report computes itself, from the records it shows.)
+    counts: the last run's inputs by outcome; folder: the folder's done and failed inputs after it;
+    evaluation: the metrics of :mod:`ldce.metrics` (``None``: undefined); evaluation_scope: which
+    counterfactuals they cover; seconds: the run's time. (Its means over the records the report computes
+    itself, from the records it shows.)
     """
 
     counts: dict[str, int] = field(default_factory=dict)
+    folder: dict[str, int] = field(default_factory=dict)
     evaluation: dict[str, float | None] = field(default_factory=dict)
     evaluation_scope: str | None = None
     seconds: float | None = None
@@ -112,6 +127,12 @@ class RunFolder:
         for record in self.records:
             counts[outcome(record)] += 1
         return counts
+
+    def missing_records(self) -> int:
+        """How many done inputs ``summary.json`` counts in the folder beyond the done records found
+        (records deleted or moved since); 0 without a summary."""
+        said = self.summary.folder.get("done", self.summary.counts.get("done", 0)) if self.summary else 0
+        return max(0, said - sum(r.done for r in self.records))
 
     def class_name(self, index: int | None) -> str:
         """The manifest's name of class ``index`` (its number where there is none)."""

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
+from PIL import Image
 
 import ldce
-from ldce.report.folder import Outcome, RunFolder, outcome, read_folder
+from ldce.report.folder import Outcome, RunFolder, origin, outcome, read_folder
 from ldce.report.pictures import (
     ConfidencePlots,
     peak,
@@ -47,23 +48,28 @@ OUTCOME_LABELS: dict[Outcome, str] = {
 
 @dataclass(frozen=True)
 class Picture:
-    """An image or video on the page: its path relative to the results folder and what it shows."""
+    """An image or video on the page: its path relative to the results folder, what it shows, and —
+    for a file its record names that is not there or cannot be decoded — why it shows a placeholder
+    instead (``missing`` / ``unreadable``), so that every row keeps its columns."""
 
-    path: str
+    path: str | None
     caption: str
+    problem: str | None = None
 
     @property
     def video(self) -> bool:
-        return Path(self.path).suffix.lower() in VIDEOS
+        return self.path is not None and Path(self.path).suffix.lower() in VIDEOS
 
 
 @dataclass(frozen=True)
 class Row:
     """One input of the table: its record, outcome, class names (source → target; the classifier's
-    prediction on the original, ``before``, and on the counterfactual, ``after``) and pictures."""
+    prediction on the original, ``before``, and on the counterfactual, ``after``), where it came from
+    (:func:`~ldce.report.folder.origin`) and pictures."""
 
     record: Record
     outcome: Outcome
+    origin: str | None
     source: str
     target: str
     before: str
@@ -76,18 +82,30 @@ def _present(folder: Path, path: str | None) -> str | None:
     return path if path is not None and (folder / path).is_file() else None
 
 
+def _problem(folder: Path, path: str) -> str | None:
+    """Why the file at ``path`` cannot be shown (``missing``, ``unreadable``: PIL cannot verify it), or
+    ``None``. Videos are only checked to exist."""
+    if not (folder / path).is_file():
+        return "missing"
+    if Path(path).suffix.lower() in VIDEOS:
+        return None
+    try:
+        with Image.open(folder / path) as image:
+            image.verify()  # reads the file's structure (PNG: chunk checksums), not its pixels
+    except (OSError, ValueError, SyntaxError):
+        return "unreadable"
+    return None
+
+
 def _pictures(folder: Path, record: Record, difference: str | None) -> list[Picture]:
-    """The input's pictures that exist: original, counterfactual, difference, consensus, region, steps."""
+    """The input's pictures in fixed columns: original, counterfactual, difference, and the consensus,
+    region and step video its record names; a file that is missing or unreadable is a placeholder."""
     files = record.files
-    shown = [
-        (files.original, "original"),
-        (files.counterfactual, "counterfactual"),
-        (difference, "difference"),
-        (files.consensus, "consensus"),
-        (files.region, "region"),
-        (files.steps, "x̂0 | consensus per step"),
-    ]
-    return [Picture(path, caption) for path, caption in shown if _present(folder, path)]
+    named = [(files.consensus, "consensus"), (files.region, "region"), (files.steps, "step video")]
+    shown = [(files.original, "original"), (files.counterfactual, "counterfactual")]
+    pictures = [Picture(path, caption, _problem(folder, path)) for path, caption in shown + named if path]
+    drawn = Picture(difference, "difference", None if difference else "missing")
+    return [*pictures[:2], drawn, *pictures[2:]]
 
 
 def _differences(run: RunFolder) -> tuple[dict[str, str], float | None]:
@@ -135,11 +153,12 @@ def rows(run: RunFolder, differences: dict[str, str], plots: dict[str, str]) -> 
         Row(
             record=r,
             outcome=outcome(r),
+            origin=origin(r),
             source=r.source_name or run.class_name(r.source),
             target=r.target_name or run.class_name(r.target),
             before=run.class_name(r.source_prediction),
             after=run.class_name(r.prediction),
-            pictures=_pictures(run.path, r, differences.get(r.key)),
+            pictures=_pictures(run.path, r, differences.get(r.key)) if r.done else [],
             plot=plots.get(r.key),
         )
         for r in run.records

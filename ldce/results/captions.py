@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from ldce.results.record import Record
 
-FLIPPED, NOT_FLIPPED, ALREADY_TARGET = "flipped", "NOT flipped", "already the target"
+FLIPPED, NOT_FLIPPED, ALREADY_TARGET = "flipped", "NOT flipped", "already target"
+"""The statuses in the words ``report.html`` uses (``NOT`` in capitals, to stand out in a picture)."""
 STATUS_COLOURS = {FLIPPED: "#1a7f37", NOT_FLIPPED: "#cf222e", ALREADY_TARGET: "#9a6700"}
 """Green, red, amber: the caption's first line and (for the last two) the row's frame."""
 
@@ -23,7 +24,8 @@ class Outcome:
     classifier predicts on the original and on the counterfactual, with their probabilities
     before_confidence / after_confidence in [0, 1]; target_confidence: ``p(target | x_cf)`` in [0, 1];
     flipped: the classifier now predicts the target; already_target: it did so on the original too;
-    region_share: share of pixels allowed to change, in [0, 1] (``None``: no region).
+    region_share: share of pixels allowed to change, in [0, 1] (``None``: no region); key: the input's
+    key, shown shortened (``None``: not shown).
     """
 
     source: str
@@ -36,6 +38,7 @@ class Outcome:
     flipped: bool
     already_target: bool = False
     region_share: float | None = None
+    key: str | None = None
 
     @classmethod
     def of_record(cls, r: Record) -> Outcome:
@@ -51,6 +54,7 @@ class Outcome:
             flipped=bool(r.flipped),
             already_target=bool(r.already_target),
             region_share=r.region_share,
+            key=r.key,
         )
 
     @property
@@ -61,15 +65,21 @@ class Outcome:
         return FLIPPED if self.flipped else NOT_FLIPPED
 
     def lines(self) -> list[str]:
-        """``Dress → Coat: NOT flipped`` / ``classifier: Dress (p 0.91) → Shirt (p 0.55)`` /
-        ``p(target) 0.24, region 25%``."""
+        """``s003 · Dress → Coat: NOT flipped`` / ``classifier: Dress (p 0.91) → Shirt (p 0.55)`` /
+        ``p(target) 0.24, region 25%`` (no key part without a key)."""
         before, after = _with_p(self.before, self.before_confidence), _with_p(self.after, self.after_confidence)
         share = "" if self.region_share is None else f", region {self.region_share:.0%}"
+        key = "" if self.key is None else f"{short_key(self.key)} · "
         return [
-            f"{self.source} → {self.target}: {self.status}",
+            f"{key}{self.source} → {self.target}: {self.status}",
             f"classifier: {before} → {after}",
             f"p(target) {self.target_confidence:.2f}{share}",
         ]
+
+
+def short_key(key: str, most: int = 24) -> str:
+    """``key``, or its last ``most − 1`` characters after ``…`` (a file name's end tells the most)."""
+    return key if len(key) <= most else "…" + key[-(most - 1) :]
 
 
 def _named(name: str | None, index: int | None) -> str:

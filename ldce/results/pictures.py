@@ -139,21 +139,24 @@ def _line_px(points: float) -> float:
 
 
 class _Layout:
-    """Pixel positions of a grid, top to bottom, for rows of ``columns`` tiles of ``tile`` pixels."""
+    """Pixel positions of a grid, top to bottom — its title, column headers, colour bars and rows — for
+    rows of ``columns`` tiles of ``tile`` pixels."""
 
-    def __init__(self, rows: Sequence[GridRow], columns: Columns, tile: tuple[int, int]) -> None:
+    def __init__(self, rows: Sequence[GridRow], columns: Columns, tile: tuple[int, int], title: str | None) -> None:
         self.tile_h, self.tile_w = tile
         self.count = max(len(r.tiles) for r in rows)
         self.width = 2 * MARGIN + self.count * self.tile_w + (self.count - 1) * GAP
         bold_chars, chars = _chars(self.width - 2 * MARGIN, FONT, bold=True), _chars(self.width - 2 * MARGIN, FONT)
         self.small_chars = _chars(self.tile_w, SMALL)
+        self.title = wrapped([title], chars) if title else []
+        self.title_h = len(self.title) * _line_px(FONT) + (6 if title else 0)
         self.headers = [wrapped([h], self.small_chars) for h in columns.headers[: self.count]]
         self.scales = [s for s in columns.scales if s.column < self.count]
         self.header_h = max(len(h) for h in self.headers) * _line_px(SMALL) + 4
         labels = [len(wrapped([s.label], self.small_chars)) for s in self.scales]
         self.scale_h = (BAR + _line_px(SMALL) * (1 + max(labels)) + 6) if self.scales else 0
         self.captions = [(wrapped(r.lines[:1], bold_chars), wrapped(r.lines[1:], chars)) for r in rows]
-        top = MARGIN + self.header_h + self.scale_h
+        top = MARGIN + self.title_h + self.header_h + self.scale_h
         self.tops = []
         for head, rest in self.captions:
             self.tops.append(top)
@@ -164,12 +167,13 @@ class _Layout:
         return MARGIN + column * (self.tile_w + GAP)
 
 
-def grid(rows: Sequence[GridRow], columns: Columns, scale: int | None = None) -> Image.Image:
-    """The rows under their column headers and colour bars, tiles ``(H, W, 3)`` enlarged by
-    ``enlargement(H, scale)``; an RGB picture as many tiles wide as the widest row (the first headers)."""
+def grid(rows: Sequence[GridRow], columns: Columns, scale: int | None = None, title: str | None = None) -> Image.Image:
+    """The rows under a title line (if any), their column headers and colour bars, tiles ``(H, W, 3)``
+    enlarged by ``enlargement(H, scale)``; an RGB picture as many tiles wide as the widest row (the
+    first headers)."""
     factor = enlargement(rows[0].tiles[0].shape[0], scale)
     tile = (rows[0].tiles[0].shape[0] * factor, rows[0].tiles[0].shape[1] * factor)
-    layout = _Layout(rows, columns, tile)
+    layout = _Layout(rows, columns, tile, title)
     figure = Figure(figsize=(layout.width / DPI, layout.height / DPI), dpi=DPI, facecolor="white")
     canvas = FigureCanvasAgg(figure)
     _draw_columns(figure, layout)
@@ -185,10 +189,13 @@ def _text(figure: Figure, layout: _Layout, x: float, y: float, text: str, **styl
 
 
 def _draw_columns(figure: Figure, layout: _Layout) -> None:
+    if layout.title:
+        _text(figure, layout, MARGIN, MARGIN, "\n".join(layout.title), fontsize=FONT, style="italic")
+    headers_top = MARGIN + layout.title_h
     for column, header in enumerate(layout.headers):
         centre = layout.x(column) + layout.tile_w / 2
-        _text(figure, layout, centre, MARGIN, "\n".join(header), ha="center", fontsize=SMALL, weight="bold")
-    bar_top = MARGIN + layout.header_h
+        _text(figure, layout, centre, headers_top, "\n".join(header), ha="center", fontsize=SMALL, weight="bold")
+    bar_top = headers_top + layout.header_h
     for s in layout.scales:
         left, bottom = layout.x(s.column) / layout.width, 1 - (bar_top + BAR) / layout.height
         axes = figure.add_axes((left, bottom, layout.tile_w / layout.width, BAR / layout.height))
@@ -222,10 +229,12 @@ def _draw_row(figure: Figure, layout: _Layout, row: GridRow, caption: tuple, top
         figure.add_artist(frame).set(edgecolor=colour, linewidth=2.5)
 
 
-def grid_picture(output_dir: Path, records: Sequence[Record], scale: int | None = None) -> Image.Image | None:
-    """The grid of ``records`` (images read from ``output_dir``), each captioned with its
-    :class:`Outcome`; a record whose images cannot be read is left out with a warning (``None`` when
-    none can)."""
+def grid_picture(
+    output_dir: Path, records: Sequence[Record], scale: int | None = None, title: str | None = None
+) -> Image.Image | None:
+    """The grid of ``records`` (images read from ``output_dir``) under ``title``, each row captioned with
+    its key and :class:`Outcome`; a record whose images cannot be read is left out with a warning
+    (``None`` when none can)."""
     rows = []
     for r in records:
         try:
@@ -240,4 +249,4 @@ def grid_picture(output_dir: Path, records: Sequence[Record], scale: int | None 
             log.warning("grid.png leaves out %s: its images cannot be read (%s)", r.key, error)
             continue
         rows.append(counterfactual_row(original, counterfactual, Outcome.of_record(r), consensus, region))
-    return grid(rows, COUNTERFACTUAL_COLUMNS, scale) if rows else None
+    return grid(rows, COUNTERFACTUAL_COLUMNS, scale, title) if rows else None
