@@ -38,6 +38,12 @@ class LDCEConfig:
         enforce_same_norms: rescale both scores to ``λ · |d|`` per sample.
         batched_vjp: compute the gradients of all guidance terms in one batched backward pass
             (``vmap`` over the vector–Jacobian product) instead of one each; changes no result, only speed.
+        guidance_every: ``k``: the classifier and distance scores are computed on every ``k``-th guided
+            step only and reused in between (``ldce.method.fast``); 1 is LDCE as published.
+        stop_after_flip: ``p`` in [0, 1]: once the classifier has given a sample's target a probability
+            ``≥ p`` on ``x̂0`` for ``stop_after_flip_steps`` consecutive guided steps, its remaining steps
+            run with classifier-free guidance only (``ldce.method.fast``); ``null`` (default) never stops.
+        stop_after_flip_steps: ``m`` ≥ 1, the consecutive steps of ``stop_after_flip``.
     """
 
     strength: ClosedUnitInterval = 0.382
@@ -53,6 +59,9 @@ class LDCEConfig:
     consensus_chunk_size: PositiveInt = 1
     enforce_same_norms: bool = True
     batched_vjp: bool = False
+    guidance_every: PositiveInt = 1
+    stop_after_flip: ClosedUnitInterval | None = None
+    stop_after_flip_steps: PositiveInt = 3
 
     def __post_init__(self) -> None:
         check_fields(self)

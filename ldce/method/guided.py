@@ -60,10 +60,12 @@ class StepRecord:
 
 @dataclass(frozen=True)
 class GuidedNoise:
-    """The guided noise ``ê`` ``(B, C, h, w)`` of one step and what the step saw."""
+    """The guided noise ``ê`` ``(B, C, h, w)`` of one step, what the step saw, and the guidance
+    ``ê − e_u = scale · Σ_k score_k`` ``(B, C, h, w)`` (``ldce.method.fast`` reuses it between steps)."""
 
     eps: Tensor
     record: StepRecord
+    guidance: Tensor
 
 
 def predicted_clean_latent(z: Tensor, eps: Tensor, alpha: Tensor) -> Tensor:
@@ -147,8 +149,9 @@ class GuidedNoiseModel:
         e_u = e_u.detach()
         inputs = StepInputs(index, alpha, z.detach(), e_u, e_c - e_u, clean_latent.detach(), probe, self.task)
         outputs = [term.score(inputs, next(latent_gradients) if term.needs_gradient else None) for term in self.terms]
-        eps = e_u + self.scale * functools.reduce(operator.add, [output.score for output in outputs])
+        guidance = self.scale * functools.reduce(operator.add, [output.score for output in outputs])
+        eps = e_u + guidance
         probability = _first([g.target_probability for g in gradients])
         masks, saliencies = [o.consensus_mask for o in outputs], [o.saliency for o in outputs]
         record = StepRecord(index, timestep, probe.clamp(0.0, 1.0), probability, _first(masks), _first(saliencies))
-        return GuidedNoise(eps, record)
+        return GuidedNoise(eps, record, guidance)
