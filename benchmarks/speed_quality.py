@@ -136,13 +136,18 @@ def pareto_front(rows: dict[str, dict[str, float]]) -> list[str]:
 
 
 def plot(title: str, rows: dict[str, dict[str, float]], path: Path) -> None:
-    """Judge agreement against seconds per counterfactual, every row labelled, the Pareto front joined."""
+    """Judge agreement against seconds per counterfactual, every row labelled (labels of nearby points
+    stacked downwards), the Pareto front in red."""
     figure, axes = plt.subplots(figsize=(8, 5.5))
     front = pareto_front(rows)
+    placed: list[tuple[float, float]] = []
+    span = max(r["s/cf"] for r in rows.values())
     for name, r in rows.items():
-        on_front = name in front
-        axes.scatter(r["s/cf"], 100 * r["judge agrees"], color="C3" if on_front else "C0", zorder=3)
-        axes.annotate(name, (r["s/cf"], 100 * r["judge agrees"]), fontsize=7, xytext=(4, 3), textcoords="offset points")
+        x, y = r["s/cf"], 100 * r["judge agrees"]
+        axes.scatter(x, y, color="C3" if name in front else "C0", zorder=3)
+        crowd = sum(abs(x - px) < 0.12 * span and abs(y - py) < 0.5 for px, py in placed)
+        axes.annotate(name, (x, y), fontsize=7, xytext=(4, 3 - 9 * crowd), textcoords="offset points")
+        placed.append((x, y))
     axes.step(
         [rows[n]["s/cf"] for n in front], [100 * rows[n]["judge agrees"] for n in front], "C3--", where="post", lw=1
     )

@@ -5,6 +5,10 @@
   ``classic`` (explicit softmax(QKᵀ)V, for comparison);
 - ``gradient_checkpointing``: recompute activations in the backward pass of the noise model (and
   of a KL decoder) instead of storing them: less memory for large batches, more compute;
+- ``contiguous_attention`` (on by default): diffusers' attention returns its 4-D output with
+  channels-last strides (a transposed ``(B, hw, C)`` tensor), and every layer after it — the rest of
+  a decoder after its mid-block attention — inherits that layout, on which GroupNorm's backward is
+  ~3× slower on CPU; a forward hook makes the output contiguous (without ``channels_last`` only);
 - ``compile``: ``torch.compile`` of the noise model and of the first stage's decoder, with static
   shapes: each new batch or latent size compiles anew (with dynamic shapes, inductor in torch 2.14
   failed on the second model size seen in one process: "cannot determine truth value of Relational").
@@ -21,7 +25,9 @@ from typing import Literal
 
 import torch
 from diffusers import ModelMixin
+from diffusers.models.attention_processor import Attention as DiffusersAttention
 from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
+from torch import Tensor, nn
 
 from ldce.backbones.base import Backbone
 
@@ -42,12 +48,16 @@ class Speedups:
             backward pass instead of storing them: less memory for large batches, more compute.
         compile: ``torch.compile`` the noise model and the decoder (static shapes; each new batch
             or latent size compiles anew).
+        contiguous_attention: make the 4-D outputs of diffusers' attention blocks contiguous, so that
+            the layers after them (a decoder's, after its mid-block attention) do not run on a
+            channels-last layout (slow GroupNorm backward); ignored with ``channels_last``.
     """
 
     channels_last: bool = False
     attention: Attention = "sdpa"
     gradient_checkpointing: bool = False
     compile: bool = False
+    contiguous_attention: bool = True
 
 
 def apply_speedups(backbone: Backbone, speedups: Speedups) -> Backbone:
@@ -57,6 +67,11 @@ def apply_speedups(backbone: Backbone, speedups: Speedups) -> Backbone:
         backbone.to(memory_format=torch.channels_last)
     if isinstance(networks.noise_model, ModelMixin) and hasattr(networks.noise_model, "set_attn_processor"):
         networks.noise_model.set_attn_processor(AttnProcessor2_0() if speedups.attention == "sdpa" else AttnProcessor())
+    if speedups.contiguous_attention and not speedups.channels_last:
+        for network in (networks.noise_model, networks.first_stage):
+            for module in network.modules():
+                if isinstance(module, DiffusersAttention):
+                    module.register_forward_hook(_contiguous)
     if speedups.gradient_checkpointing:
         for module in (networks.noise_model, networks.first_stage):
             if isinstance(module, ModelMixin) and module._supports_gradient_checkpointing:
@@ -67,3 +82,8 @@ def apply_speedups(backbone: Backbone, speedups: Speedups) -> Backbone:
         networks.noise_model.compile(dynamic=False)
         networks.decoder.compile(dynamic=False)
     return backbone
+
+
+def _contiguous(module: nn.Module, inputs: tuple, output: Tensor) -> Tensor:
+    """A 4-D ``(B, C, H, W)`` output in the default (contiguous) layout; other outputs as they are."""
+    return output.contiguous() if output.ndim == 4 else output

@@ -177,13 +177,16 @@ def guided_noise_model(
     :class:`GuidedNoiseModel`, exactly LDCE. ``stop_after_flip`` needs a term that measures the
     target probability (a classifier term); raises ``ValueError`` otherwise.
     """
-    guided = functools.partial(GuidedNoiseModel, backbone, terms, config.scale, grid, batched_vjp=config.batched_vjp)
+    guided = functools.partial(
+        GuidedNoiseModel, backbone, terms, config.scale, grid, batched_vjp=config.batched_vjp, halves=config.halves
+    )
     stop = None
     model: NoiseModel = guided(task)
     if config.stop_after_flip is not None:
         if config.guidance == "free":
             raise ValueError("stop_after_flip needs classifier guidance (guidance projected or unprojected), not free")
-        free = functools.partial(GuidedNoiseModel, backbone, [ClassifierFreeGuidance()], config.scale, grid)
+        free_terms = [ClassifierFreeGuidance()]
+        free = functools.partial(GuidedNoiseModel, backbone, free_terms, config.scale, grid, halves=config.halves)
         stop = StopAfterFlip(guided, free, task, config.stop_after_flip, config.stop_after_flip_steps, start)
         model = stop
     if config.guidance_every > 1:

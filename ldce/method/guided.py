@@ -7,6 +7,7 @@ As in k-diffusion, guidance is a wrapper around the model, not a branch in the s
     1. e_c = eps(z, t, c)                                  no autograd graph
     2. e_u = eps(z, t, u),  ẑ0 = (z − √(1−a)·e_u)/√a,  x̂0 = (D(ẑ0/s) + 1)/2
                                                            one graph z ↦ x̂0, if any term needs a gradient
+       (1 and 2 as two calls on B latents or one on 2B: ``halves``, ``ldce.method.halves``)
     3. ∂L_k/∂x̂0 per term, carried back to z through the one graph (K vector–Jacobian products)
     4. ê = e_u + scale · Σ_k score_k(d = e_c − e_u, ∂L_k/∂z, …)
 
@@ -26,6 +27,7 @@ from torch import Tensor, nn
 
 from ldce.backbones.base import Backbone
 from ldce.method.config import LDCEConfig
+from ldce.method.halves import Halves, joint_by_size, noise_halves
 from ldce.method.schedule import DDIMGrid
 from ldce.method.terms import (
     ClassifierFreeGuidance,
@@ -110,6 +112,8 @@ class GuidedNoiseModel:
         grid: the DDIM grid, on the latents' device.
         task: the batch's originals, targets and conditioning.
         batched_vjp: one batched backward pass for all terms' gradients instead of one each.
+        halves: ``e_c`` and ``e_u`` as two calls on ``B`` latents, one on ``2B``, or by latent size
+            (``auto``; ``ldce.method.halves``).
     """
 
     def __init__(
@@ -120,11 +124,12 @@ class GuidedNoiseModel:
         grid: DDIMGrid,
         task: Task,
         batched_vjp: bool = False,
+        halves: Halves = "separate",
     ) -> None:
         if not terms:
             raise ValueError("a guided noise model needs at least one guidance term")
         self.backbone, self.terms, self.scale = backbone, list(terms), scale
-        self.grid, self.task, self.batched_vjp = grid, task, batched_vjp
+        self.grid, self.task, self.batched_vjp, self.halves = grid, task, batched_vjp, halves
         self.needs_graph = any(term.needs_gradient for term in self.terms)
 
     @torch.enable_grad()
@@ -133,10 +138,8 @@ class GuidedNoiseModel:
         alpha, timestep = self.grid.alphas[index], self.grid.timesteps[index]
         t = timestep.expand(z.shape[0])
         z = z.detach().requires_grad_(self.needs_graph)
-        with torch.no_grad():
-            e_c = self.backbone.eps(z, t, self.task.cond).float()
+        e_c, e_u = noise_halves(self.backbone, z, t, self.task, self.needs_graph, joint_by_size(self.halves, z))
         with torch.set_grad_enabled(self.needs_graph):
-            e_u = self.backbone.eps(z, t, self.task.null).float()
             clean_latent = predicted_clean_latent(z, e_u, alpha)
             image = self.backbone.decode(clean_latent)
         probe = image.detach().float()

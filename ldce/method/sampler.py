@@ -93,7 +93,6 @@ def guided_step(
 
     ``grid`` must be on ``z``'s device; ``noise`` is ``ξ`` for ``η > 0``.
     """
-    noise_model = GuidedNoiseModel(
-        backbone, ldce_terms(config, classifier), config.scale, grid, task, config.batched_vjp
-    )
+    terms = ldce_terms(config, classifier)
+    noise_model = GuidedNoiseModel(backbone, terms, config.scale, grid, task, config.batched_vjp, config.halves)
     return denoise_step(noise_model, z, index, grid, noise)
