@@ -20,7 +20,7 @@ Each model is built once (random weights) and copied for every variant. Times ar
 only the step, the variants in turn (before/after comparisons on a shared machine):
 
     python benchmarks/step_cost.py --models tiny demo mid --batch 4 --interleaved --repeats 15 \
-        --variants strided_separate strided_attention separate_halves joint_halves
+        --variants strided_attention plain joint_halves
 """
 
 from __future__ import annotations
@@ -54,12 +54,10 @@ VARIANTS = {
     "checkpointing": (Speedups(gradient_checkpointing=True), {}),
     "compile": (Speedups(compile=True), {}),
     "joint_halves": (Speedups(), {"halves": "joint"}),
-    "separate_halves": (Speedups(), {"halves": "separate"}),
     "strided_attention": (Speedups(contiguous_attention=False), {}),
-    "strided_separate": (Speedups(contiguous_attention=False), {"halves": "separate"}),
 }
 """Each variant: the backbone's speed switches and ``LDCEConfig`` overrides. ``plain`` is the default;
-``strided_separate`` is the step before the layout fix and the ``halves`` rule (``ldce.method.halves``)."""
+``strided_attention`` is the step before ``contiguous_attention`` (``ldce.backbones.speedups``)."""
 PART_NAMES = {"eps2B": "eps 2B", "dec": "decode B", "clf": "classifier fwd+bwd", "VJPs": "2 VJPs"}
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 

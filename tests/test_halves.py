@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import copy
 
-import pytest
 import torch
 from tolerance import assert_close_to_scale
 from toy import ToyBackbone, toy_classifier, toy_images
 
 from ldce.backbones.speedups import Speedups, apply_speedups
 from ldce.method.config import LDCEConfig
-from ldce.method.halves import joint_by_size, noise_halves
+from ldce.method.halves import noise_halves
 from ldce.method.sampler import guided_step
 from ldce.method.schedule import ddim_grid
 from ldce.method.terms import Task
@@ -40,14 +39,6 @@ def test_one_2b_call_gives_both_halves_and_the_gradient_of_the_unconditional_hal
         results.append((e_c, e_u.detach(), torch.autograd.grad(e_u, leaf, v)[0]))
     for separate, joint in zip(*results, strict=True):
         assert_close_to_scale(joint, separate, rel=1e-6)
-
-
-@pytest.mark.parametrize(("side", "joint"), [(8, True), (16, False)])
-def test_auto_computes_both_halves_jointly_up_to_64_latent_pixels(side, joint):
-    assert joint_by_size("auto", torch.zeros(2, 4, side, side)) is joint
-    assert joint_by_size("joint", torch.zeros(2, 4, side, side)) and not joint_by_size(
-        "separate", torch.zeros(1, 4, 4, 4)
-    )
 
 
 def test_joint_and_separate_halves_give_the_same_guided_step():

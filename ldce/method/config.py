@@ -45,9 +45,9 @@ class LDCEConfig:
             ``≥ p`` on ``x̂0`` for ``stop_after_flip_steps`` consecutive guided steps, its remaining steps
             run with classifier-free guidance only (``ldce.method.fast``); ``null`` (default) never stops.
         stop_after_flip_steps: ``m`` ≥ 1, the consecutive steps of ``stop_after_flip``.
-        halves: compute ``e_c`` and ``e_u`` as two noise-model calls on ``B`` latents (``separate``), as
-            one on ``2B`` (``joint``), or by latent size (``auto``: joint up to 64 latent pixels);
-            changes no result beyond round-off, only speed (``ldce.method.halves``).
+        halves: compute ``e_c`` and ``e_u`` as two noise-model calls on ``B`` latents (``separate``) or
+            as one on ``2B`` (``joint``: every backward then runs on ``2B``; no faster on CPU for any
+            latent size measured); changes no result beyond round-off, only speed (``ldce.method.halves``).
     """
 
     strength: ClosedUnitInterval = 0.382
@@ -66,7 +66,7 @@ class LDCEConfig:
     guidance_every: PositiveInt = 1
     stop_after_flip: ClosedUnitInterval | None = None
     stop_after_flip_steps: PositiveInt = 3
-    halves: Halves = "auto"
+    halves: Halves = "separate"
 
     def __post_init__(self) -> None:
         check_fields(self)

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from ldce.backbones.base import Backbone
 from ldce.method.config import LDCEConfig
-from ldce.method.halves import Halves, joint_by_size, noise_halves
+from ldce.method.halves import Halves, noise_halves
 from ldce.method.schedule import DDIMGrid
 from ldce.method.terms import (
     ClassifierFreeGuidance,
@@ -112,8 +112,8 @@ class GuidedNoiseModel:
         grid: the DDIM grid, on the latents' device.
         task: the batch's originals, targets and conditioning.
         batched_vjp: one batched backward pass for all terms' gradients instead of one each.
-        halves: ``e_c`` and ``e_u`` as two calls on ``B`` latents, one on ``2B``, or by latent size
-            (``auto``; ``ldce.method.halves``).
+        halves: ``e_c`` and ``e_u`` as two calls on ``B`` latents (``separate``) or one on ``2B``
+            (``joint``; ``ldce.method.halves``).
     """
 
     def __init__(
@@ -138,7 +138,7 @@ class GuidedNoiseModel:
         alpha, timestep = self.grid.alphas[index], self.grid.timesteps[index]
         t = timestep.expand(z.shape[0])
         z = z.detach().requires_grad_(self.needs_graph)
-        e_c, e_u = noise_halves(self.backbone, z, t, self.task, self.needs_graph, joint_by_size(self.halves, z))
+        e_c, e_u = noise_halves(self.backbone, z, t, self.task, self.needs_graph, self.halves == "joint")
         with torch.set_grad_enabled(self.needs_graph):
             clean_latent = predicted_clean_latent(z, e_u, alpha)
             image = self.backbone.decode(clean_latent)

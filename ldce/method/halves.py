@@ -8,11 +8,13 @@ Two ways, the same numbers up to round-off (kernels are not batch-invariant):
   vector–Jacobian products carry zeros through the ``c`` half: every backward pass of the noise
   model then runs on ``2B``.
 
-``joint`` saves a call's fixed cost (Python, kernel launches) and pays the ``c`` half's backward.
-It wins where a call costs about the same at ``B`` and ``2B``: small latents. The rule
-(``halves: auto``, :func:`joint_by_size`) takes ``joint`` for latents of at most
-:data:`JOINT_MAX_LATENT_PIXELS` pixels per image (``h·w``). Measured on CPU (one thread,
-``B = 4``, ``benchmarks/step_cost.py --variants plain joint_halves``): see ``benchmarks/RESULTS.md``.
+``joint`` saves a call's fixed cost (Python, kernel launches) and pays the ``c`` half's backward in
+every vector–Jacobian product. Measured on CPU (one thread, ``benchmarks/step_cost.py --interleaved``,
+medians of 15, ``benchmarks/RESULTS.md``), the whole step is no faster with ``joint`` for any latent
+size tried — tiny (3×8×8) and demo latents at ``B = 1`` and 4 within ±5 %, mid (3×16×16, ``B = 4``)
+19 % slower — so the rule is: ``separate`` (the default) on CPU, whatever the latent size. ``joint``
+can only pay where a call costs the same at ``B`` and ``2B`` *including its backward*: small latents on
+a GPU, not measured yet (step_cost's ``joint_halves`` variant).
 """
 
 from __future__ import annotations
@@ -25,16 +27,7 @@ from torch import Tensor
 from ldce.backbones.base import Backbone
 from ldce.method.terms import Task
 
-Halves = Literal["auto", "joint", "separate"]
-JOINT_MAX_LATENT_PIXELS = 64
-"""``auto`` computes both halves in one call for latents of at most this many pixels (``h·w``)."""
-
-
-def joint_by_size(halves: Halves, latent: Tensor) -> bool:
-    """Whether ``halves`` computes both halves in one call for latents ``(B, C, h, w)``."""
-    if halves == "auto":
-        return latent.shape[-2] * latent.shape[-1] <= JOINT_MAX_LATENT_PIXELS
-    return halves == "joint"
+Halves = Literal["separate", "joint"]
 
 
 def noise_halves(
