@@ -52,6 +52,8 @@ ROWS: dict[str, dict[str, object]] = {
     "every 2 + stop": {"guidance_every": 2, **STOP},
     "every 3 + stop": {"guidance_every": 3, **STOP},
     "ddim 25 + every 2": {"ddim_steps": 25, "guidance_every": 2},
+    "ddim 25 + every 3": {"ddim_steps": 25, "guidance_every": 3},
+    "ddim 17 + every 2": {"ddim_steps": 17, "guidance_every": 2},
     "ddim 25 + stop": {"ddim_steps": 25, **STOP},
     "every 2 + stop + no backprop": {"guidance_every": 2, **STOP, "backprop_noise_model": False},
 }

@@ -17,6 +17,10 @@ counts the guided steps from 0 in denoising order.
   scale · d``: no classifier, no decoder backward); the batch's guided rows and stopped rows are
   computed as two sub-batches. ``stopped_at`` ``(B,)`` records the first unguided step (−1: never).
 
+With both, :class:`GuidanceEvery` wraps :class:`StopAfterFlip`: the streak counts the steps with a
+classifier evaluation, and the steps between reuse the last guidance (for a row that has just stopped,
+the classifier guidance of its last guided step) until the next evaluation step.
+
 Steps without a classifier evaluation record the sample's last measured target probability, so
 the step trace keeps one value per step; their consensus mask is the reused one (reuse) or all
 false (classifier-free steps: no pixel was classifier-guided), their saliency likewise.

@@ -11,7 +11,7 @@ Two ways, the same numbers up to round-off (kernels are not batch-invariant):
 ``joint`` saves a call's fixed cost (Python, kernel launches) and pays the ``c`` half's backward in
 every vector–Jacobian product. Measured on CPU (one thread, ``benchmarks/step_cost.py --interleaved``,
 medians of 15, ``benchmarks/RESULTS.md``), the whole step is no faster with ``joint`` for any latent
-size tried — tiny (3×8×8) and demo latents at ``B = 1`` and 4 within ±5 %, mid (3×16×16, ``B = 4``)
+size tried — tiny (3×8×8) and demo (4×8×8) latents at ``B = 1`` and 4 within ±6 %, mid (3×16×16, ``B = 4``)
 19 % slower — so the rule is: ``separate`` (the default) on CPU, whatever the latent size. ``joint``
 can only pay where a call costs the same at ``B`` and ``2B`` *including its backward*: small latents on
 a GPU, not measured yet (step_cost's ``joint_halves`` variant).
