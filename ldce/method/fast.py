@@ -37,7 +37,7 @@ from torch import Tensor
 
 from ldce.backbones.base import Backbone
 from ldce.method.config import LDCEConfig
-from ldce.method.guided import GuidedNoise, GuidedNoiseModel, StepRecord, predicted_clean_latent
+from ldce.method.guided import GuidedNoise, StepRecord, configured_noise_model, predicted_clean_latent
 from ldce.method.schedule import DDIMGrid
 from ldce.method.terms import ClassifierFreeGuidance, GuidanceTerm, Task
 
@@ -178,19 +178,16 @@ def guided_noise_model(
     """The noise model of ``config``'s guidance over ``terms``, and its :class:`StopAfterFlip` if any.
 
     With ``guidance_every: 1`` and ``stop_after_flip: null`` (the defaults) this is the plain
-    :class:`GuidedNoiseModel`, exactly LDCE. ``stop_after_flip`` needs a term that measures the
+    ``GuidedNoiseModel``, exactly LDCE. ``stop_after_flip`` needs a term that measures the
     target probability (a classifier term); raises ``ValueError`` otherwise.
     """
-    guided = functools.partial(
-        GuidedNoiseModel, backbone, terms, config.scale, grid, batched_vjp=config.batched_vjp, halves=config.halves
-    )
+    guided = functools.partial(configured_noise_model, config, backbone, terms, grid)
     stop = None
     model: NoiseModel = guided(task)
     if config.stop_after_flip is not None:
         if config.guidance == "free":
             raise ValueError("stop_after_flip needs classifier guidance (guidance projected or unprojected), not free")
-        free_terms = [ClassifierFreeGuidance()]
-        free = functools.partial(GuidedNoiseModel, backbone, free_terms, config.scale, grid, halves=config.halves)
+        free = functools.partial(configured_noise_model, config, backbone, [ClassifierFreeGuidance()], grid)
         stop = StopAfterFlip(guided, free, task, config.stop_after_flip, config.stop_after_flip_steps, start)
         model = stop
     if config.guidance_every > 1:

@@ -91,6 +91,16 @@ def ldce_terms(config: LDCEConfig, classifier: nn.Module | None) -> list[Guidanc
     ]
 
 
+def configured_noise_model(
+    config: LDCEConfig, backbone: Backbone, terms: Sequence[GuidanceTerm], grid: DDIMGrid, task: Task
+) -> GuidedNoiseModel:
+    """The :class:`GuidedNoiseModel` over ``terms`` with ``config``'s scale and step options (the one
+    place that reads them; ``ldce.method.fast`` and ``guided_step`` build theirs here)."""
+    return GuidedNoiseModel(
+        backbone, terms, config.scale, grid, task, batched_vjp=config.batched_vjp, halves=config.halves
+    )
+
+
 def _image_gradient(term: GuidanceTerm, image: Tensor, task: Task) -> ImageGradient:
     gradient = term.image_gradient(image, task)
     if gradient is None:
