@@ -8,7 +8,8 @@ The demo models (``ldce.demo``) at the hyperparameters of ``configs/quickstart.y
 its own overrides of those (``ldce.method.config.LDCEConfig`` fields; ``ldce.method.fast`` for the
 switches). The rows run side by side in one process: every batch goes through every row in turn, so
 a slower or busier machine weighs on all rows alike. Columns: seconds per counterfactual (wall time
-of ``explain`` over the images, after one warm-up call), flip rate on the explained classifier,
+of ``explain`` over the images, after one warm-up call; with ``--repeats R`` each batch's time is the
+median of R runs), flip rate on the explained classifier,
 agreement of the independent judge classifier with the target, mean L1, COUT and the FID in the
 judge's feature space (``demo_judging.py``). Writes the table (``.txt``), the numbers (``.json``) and
 a plot of judge agreement against seconds per counterfactual with the Pareto front (``.png``) to
@@ -22,6 +23,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import statistics
 import time
 from pathlib import Path
 
@@ -79,8 +81,9 @@ def configs(base: LDCEConfig, rows: dict[str, dict[str, object]]) -> dict[str, L
     return chosen
 
 
-def run_rows(batches, variants: dict[str, LDCEConfig], seed: int) -> dict[str, dict[str, object]]:
-    """Every batch through every row in turn: per row the judged summary and the seconds per counterfactual."""
+def run_rows(batches, variants: dict[str, LDCEConfig], seed: int, repeats: int) -> dict[str, dict[str, object]]:
+    """Every batch through every row in turn: per row the judged summary and the seconds per counterfactual
+    (per batch the median over ``repeats`` runs, which give the same images)."""
     backbone, explained, judge = demo.backbone(), demo.classifier(), demo.independent_classifier()
     features = demo.judge_features()
     rows = {name: Row(explained, features) for name in variants}
@@ -89,9 +92,12 @@ def run_rows(batches, variants: dict[str, LDCEConfig], seed: int) -> dict[str, d
     explain(images[:2], targets[:2], backbone, explained, next(iter(variants.values())), seed=seed, keys=keys[:2])
     for keys, images, sources, targets in batches:
         for name, config in variants.items():
-            start = time.perf_counter()
-            result = explain(images, targets, backbone, explained, config, seed=seed, keys=keys)
-            seconds[name] += time.perf_counter() - start
+            times = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                result = explain(images, targets, backbone, explained, config, seed=seed, keys=keys)
+                times.append(time.perf_counter() - start)
+            seconds[name] += statistics.median(times)
             judged = scores(explained, judge, images, result.images, sources, targets)
             rows[name].update(judged, images, result.images, sources, targets)
     count = sum(len(batch[0]) for batch in batches)
@@ -138,18 +144,16 @@ def pareto_front(rows: dict[str, dict[str, float]]) -> list[str]:
 
 
 def plot(title: str, rows: dict[str, dict[str, float]], path: Path) -> None:
-    """Judge agreement against seconds per counterfactual, every row labelled (labels of nearby points
-    stacked downwards), the Pareto front in red."""
-    figure, axes = plt.subplots(figsize=(8, 5.5))
+    """Judge agreement against seconds per counterfactual: each row a numbered point (names in the key on
+    the right, the Pareto front in red and joined)."""
+    figure, axes = plt.subplots(figsize=(11, 5.5))
     front = pareto_front(rows)
-    placed: list[tuple[float, float]] = []
-    span = max(r["s/cf"] for r in rows.values())
-    for name, r in rows.items():
+    key = []
+    for number, (name, r) in enumerate(rows.items(), 1):
         x, y = r["s/cf"], 100 * r["judge agrees"]
         axes.scatter(x, y, color="C3" if name in front else "C0", zorder=3)
-        crowd = sum(abs(x - px) < 0.12 * span and abs(y - py) < 0.5 for px, py in placed)
-        axes.annotate(name, (x, y), fontsize=7, xytext=(4, 3 - 9 * crowd), textcoords="offset points")
-        placed.append((x, y))
+        axes.annotate(str(number), (x, y), fontsize=8, xytext=(3, 3), textcoords="offset points")
+        key.append(f"{number:>2}  {name}  ({r['flip rate']:.0%} flips)")
     axes.step(
         [rows[n]["s/cf"] for n in front], [100 * rows[n]["judge agrees"] for n in front], "C3--", where="post", lw=1
     )
@@ -157,7 +161,8 @@ def plot(title: str, rows: dict[str, dict[str, float]], path: Path) -> None:
     axes.set_ylabel("judge agrees with the target (%)")
     axes.set_title(title, fontsize=9)
     axes.grid(alpha=0.3)
-    figure.tight_layout()
+    figure.text(0.70, 0.5, "\n".join(key), fontsize=8, family="monospace", va="center")
+    figure.subplots_adjust(left=0.07, right=0.68, bottom=0.1, top=0.92)
     figure.savefig(path, dpi=150)
     plt.close(figure)
 
@@ -167,6 +172,7 @@ def main() -> None:
     parser.add_argument("--heldout", type=int, default=200, help="the first N of the 200 held-out test images")
     parser.add_argument("--rows", nargs="+", choices=sorted(ROWS), default=list(ROWS), help="rows to run, in order")
     parser.add_argument("--row", action="append", default=[], type=parse_row, help='extra "name: field=value, …"')
+    parser.add_argument("--repeats", type=int, default=1, help="timed runs per batch and row (median)")
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
     configs_dir = Path(__file__).resolve().parents[1] / "configs"
@@ -178,7 +184,7 @@ def main() -> None:
     variants = configs(base, {name: ROWS[name] for name in args.rows} | dict(args.row))
     batches = heldout_slice(args.heldout, args.batch_size)
     count = sum(len(batch[0]) for batch in batches)
-    rows = numbers(run_rows(batches, variants, args.seed))
+    rows = numbers(run_rows(batches, variants, args.seed, args.repeats))
     title = (
         f"demo, {count} held-out images, {args.config.name} (strength {base.strength}, {base.ddim_steps} DDIM steps); "
         f"{torch.get_num_threads()} CPU threads; speed-up vs. {next(iter(rows))}"
