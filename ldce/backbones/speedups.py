@@ -38,7 +38,10 @@ Attention = Literal["sdpa", "classic"]
 
 @dataclass(frozen=True)
 class Speedups:
-    """Speed and memory switches of the backbone's networks; all off: the plain float32 eager computation.
+    """Speed and memory switches of the backbone's networks; by default the plain float32 eager computation
+    with only ``contiguous_attention`` on (a layout choice: each step's result moves by float round-off,
+    which guided sampling can amplify over a run — the quickstart's COUT 0.685 → 0.691, judge FID
+    21.23 → 20.33, the same flip rate).
 
     Args:
         channels_last: NHWC memory format for the convolutions (faster convs on recent GPUs).
