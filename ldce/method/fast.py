@@ -38,10 +38,10 @@ from torch import Tensor
 from ldce.backbones.base import Backbone
 from ldce.method.config import LDCEConfig
 from ldce.method.guided import GuidedNoise, StepRecord, configured_noise_model, predicted_clean_latent
+from ldce.method.sampler import NoiseModel
 from ldce.method.schedule import DDIMGrid
 from ldce.method.terms import ClassifierFreeGuidance, GuidanceTerm, Task
 
-NoiseModel = Callable[[Tensor, int], GuidedNoise]
 NoiseModelFor = Callable[[Task], NoiseModel]
 """Builds a noise model for a task (a batch's rows)."""
 
