@@ -174,9 +174,10 @@ def main() -> None:
     parser.add_argument("--region_config", type=Path, default=configs / "quickstart_minimal.yaml")
     for field in dataclasses.fields(LDCEConfig):
         kind = type(field.default)
+        parse = yaml.safe_load if field.default is None else kind  # an optional field: its value as YAML
         parser.add_argument(
             f"--{field.name}",
-            type=(lambda text: text.lower() in ("1", "true", "yes")) if kind is bool else kind,
+            type=(lambda text: text.lower() in ("1", "true", "yes")) if kind is bool else parse,
             default=None,
         )
     args = parser.parse_args()
