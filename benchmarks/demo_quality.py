@@ -32,16 +32,14 @@ from pathlib import Path
 
 import torch
 import yaml
+from demo_judging import Row, flip_rate, quickstart_config, scores
 from torch import Tensor
 
 from ldce import demo
 from ldce.classifiers.names import class_name
-from ldce.compat.legacy import migrate_config
 from ldce.method.config import LDCEConfig
 from ldce.method.explain import explain
 from ldce.method.region import RegionConfig, RegionInputs
-from ldce.metrics import COUT, FID
-from ldce.metrics.features import PenultimateFeatures
 
 log = logging.getLogger(__name__)
 
@@ -80,50 +78,6 @@ def project_l1(delta: Tensor, radius: Tensor) -> Tensor:
     theta = ((cumulative.gather(1, (count - 1)[:, None]).squeeze(1) - radius) / count).clamp_min(0)
     projected = flat.sign() * (flat.abs() - theta[:, None]).clamp_min(0)
     return torch.where(inside[:, None], flat, projected).view_as(delta)
-
-
-def scores(
-    explained: torch.nn.Module,
-    judge: torch.nn.Module,
-    images: Tensor,
-    counterfactuals: Tensor,
-    sources: Tensor,
-    targets: Tensor,
-) -> dict[str, Tensor]:
-    with torch.no_grad():
-        flipped = explained(counterfactuals).argmax(1) == targets
-        already = explained(images).argmax(1) == targets
-        judged = judge(counterfactuals).argmax(1)
-    diff = (counterfactuals - images).flatten(1)
-    return {
-        "flip": flipped.float(),
-        "open": (~already).float(),
-        "agree": (judged == targets).float(),
-        "source": (judged == sources).float(),
-        "l1": diff.abs().sum(1),
-        "l2": diff.norm(dim=1),
-        "changed": ((counterfactuals - images).abs().amax(1) > 8 / 255).float().flatten(1).mean(1),
-    }
-
-
-class Row:
-    """Per-image scores plus COUT (explained classifier) and FID in the judge's feature space."""
-
-    def __init__(self, explained: torch.nn.Module, judge_features: PenultimateFeatures) -> None:
-        self.parts: list[dict[str, Tensor]] = []
-        self.cout, self.fid, self.features = COUT(explained), FID(judge_features.num_features), judge_features
-
-    def update(
-        self, scored: dict[str, Tensor], images: Tensor, counterfactuals: Tensor, sources: Tensor, targets: Tensor
-    ) -> None:
-        self.parts.append(scored)
-        self.cout.update(images, counterfactuals, sources, targets)
-        with torch.no_grad():
-            self.fid.update(self.features(images), self.features(counterfactuals))
-
-    def summary(self) -> dict[str, Tensor]:
-        joined = {k: torch.cat([p[k] for p in self.parts]) for k in self.parts[0]}
-        return joined | {"cout": self.cout.compute(), "fid": self.fid.compute()}
 
 
 def silhouette(images: Tensor) -> Tensor:
@@ -177,12 +131,6 @@ def run_rows(batches, config: LDCEConfig, region: RegionConfig, seed: int) -> di
     return {name: row.summary() for name, row in rows.items()}
 
 
-def quickstart_config(path: Path) -> LDCEConfig:
-    """The guidance hyperparameters (``model.method``) of a ``ldce predict`` config, read as ldce reads configs."""
-    config, _ = migrate_config(yaml.safe_load(path.read_text()))
-    return LDCEConfig(**config["model"]["method"])
-
-
 def region_config(path: Path) -> RegionConfig:
     """The region settings (``model.region``) of a ``ldce predict`` config."""
     return RegionConfig(**yaml.safe_load(path.read_text())["model"]["region"])
@@ -198,9 +146,9 @@ def table(title: str, rows: dict[str, dict[str, Tensor]]) -> str:
         header,
     ]
     for name, s in rows.items():
-        flip_rate = (s["flip"] * s["open"]).sum() / s["open"].sum()
+        rate = flip_rate(s)
         lines.append(
-            f"{name:<26} {flip_rate:>9.1%} {s['agree'].mean():>13.1%} {s['source'].mean():>15.1%} "
+            f"{name:<26} {rate:>9.1%} {s['agree'].mean():>13.1%} {s['source'].mean():>15.1%} "
             f"{s['l1'].mean():>7.1f} {s['l2'].mean():>6.2f} {float(s['cout']):>6.3f} {float(s['fid']):>11.2f} "
             f"{s['changed'].mean():>8.1%}"
         )
@@ -226,9 +174,10 @@ def main() -> None:
     parser.add_argument("--region_config", type=Path, default=configs / "quickstart_minimal.yaml")
     for field in dataclasses.fields(LDCEConfig):
         kind = type(field.default)
+        parse = yaml.safe_load if field.default is None else kind  # an optional field: its value as YAML
         parser.add_argument(
             f"--{field.name}",
-            type=(lambda text: text.lower() in ("1", "true", "yes")) if kind is bool else kind,
+            type=(lambda text: text.lower() in ("1", "true", "yes")) if kind is bool else parse,
             default=None,
         )
     args = parser.parse_args()

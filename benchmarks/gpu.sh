@@ -36,6 +36,8 @@ run() {
             --variants plain checkpointing --repeats 3
         timeout 200 python3 step_cost.py --device "$device" --models "${compiled[@]}" --batch 4 --precision bf16 \
             --variants compile --repeats 3
+        timeout 120 python3 step_cost.py --device "$device" --models tiny demo "${models[@]}" --batch 4 --interleaved \
+            --repeats 10 --variants plain contiguous_attention joint_halves
     ) 2>> "$out/gpu.log" | tee "$out/step_cost.txt" || echo "step_cost stopped: $?" >> "$out/gpu.log"
     timeout 60 python3 benchmarks/throughput.py --processes 1 --threads 4 --accelerator "$accelerator" \
         2>> "$out/gpu.log" | tee "$out/throughput.txt" || echo "throughput stopped: $?" >> "$out/gpu.log"

@@ -16,7 +16,11 @@ For each model (random weights; see ``benchmarks/models.py``) it measures, in on
 - seconds per counterfactual at the paper's settings: ``step × --paper-steps / B`` (500 DDIM steps at
   strength 0.382 are 191 guided steps), for ldce and, with ``plain``, for the original's structure.
 Each model is built once (random weights) and copied for every variant. Times are medians over
-``--repeats`` after one warm-up (with ``compile``, the warm-up also compiles).
+``--repeats`` after one warm-up (with ``compile``, the warm-up also compiles). ``--interleaved`` times
+only the step, the variants in turn (before/after comparisons on a shared machine):
+
+    python benchmarks/step_cost.py --models tiny demo mid --batch 4 --interleaved --repeats 15 \
+        --variants plain contiguous_attention joint_halves
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import argparse
 import contextlib
 import copy
 import dataclasses
+import functools
 import statistics
 import time
 from collections.abc import Callable
@@ -42,13 +47,16 @@ from ldce.method.terms import Task
 from ldce.testing.reference import reference_step
 
 VARIANTS = {
-    "plain": (Speedups(), False),
-    "batched_vjp": (Speedups(), True),
-    "channels_last": (Speedups(channels_last=True), False),
-    "classic_attention": (Speedups(attention="classic"), False),
-    "checkpointing": (Speedups(gradient_checkpointing=True), False),
-    "compile": (Speedups(compile=True), False),
+    "plain": (Speedups(), {}),
+    "batched_vjp": (Speedups(), {"batched_vjp": True}),
+    "channels_last": (Speedups(channels_last=True), {}),
+    "classic_attention": (Speedups(attention="classic"), {}),
+    "checkpointing": (Speedups(gradient_checkpointing=True), {}),
+    "compile": (Speedups(compile=True), {}),
+    "joint_halves": (Speedups(), {"halves": "joint"}),
+    "contiguous_attention": (Speedups(contiguous_attention=True), {}),
 }
+"""Each variant: the backbone's speed switches and ``LDCEConfig`` overrides. ``plain`` is the default."""
 PART_NAMES = {"eps2B": "eps 2B", "dec": "decode B", "clf": "classifier fwd+bwd", "VJPs": "2 VJPs"}
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -116,10 +124,10 @@ def setup(name: str, batch: int, device: torch.device):
 
 def measure(models, device: torch.device, precision: str, variant: str, repeats: int) -> dict[str, object]:
     """One row: ldce's step with ``variant``; with ``plain`` also the parts and the original's structure."""
-    speedups, batched = VARIANTS[variant]
+    speedups, overrides = VARIANTS[variant]
     plain, classifier, z, grid, task = models
     backbone = apply_speedups(copy.deepcopy(plain), speedups)
-    config = dataclasses.replace(LDCEConfig(), batched_vjp=batched)
+    config = dataclasses.replace(LDCEConfig(), **overrides)
     autocast = torch.autocast(device.type, DTYPES[precision]) if DTYPES[precision] else contextlib.nullcontext()
     row: dict[str, object] = {"batch": z.shape[0], "precision": precision, "variant": variant}
     with autocast:
@@ -140,6 +148,31 @@ def measure(models, device: torch.device, precision: str, variant: str, repeats:
             )
             row["max |Δ| vs reference"] = (ours - theirs).abs().max().item()
     return row
+
+
+def interleaved(models, device: torch.device, variants: list[str], repeats: int) -> dict[str, float]:
+    """Median float32 step time per variant, the variants timed in turn, ``repeats`` rounds after a warm-up:
+    drift of a shared machine weighs on every variant alike."""
+    plain, classifier, z, grid, task = models
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    steps = {}
+    for variant in variants:
+        speedups, overrides = VARIANTS[variant]
+        backbone, config = (
+            apply_speedups(copy.deepcopy(plain), speedups),
+            dataclasses.replace(LDCEConfig(), **overrides),
+        )
+        steps[variant] = functools.partial(guided_step, backbone, classifier, z, 190, grid, task, config)
+    times: dict[str, list[float]] = {variant: [] for variant in variants}
+    for round_ in range(repeats + 1):
+        for variant, step in steps.items():
+            sync()
+            start = time.perf_counter()
+            step()
+            sync()
+            if round_:
+                times[variant].append(time.perf_counter() - start)
+    return {variant: statistics.median(values) for variant, values in times.items()}
 
 
 def report(name: str, row: dict[str, object], paper_steps: int) -> str:
@@ -173,6 +206,9 @@ def main() -> None:
     parser.add_argument(
         "--paper-steps", type=int, default=191, help="guided steps per counterfactual for s/cf (default: 500 × 0.382)"
     )
+    parser.add_argument(
+        "--interleaved", action="store_true", help="only the step of each variant, timed in turn (fp32)"
+    )
     args = parser.parse_args()
     device = torch.device(args.device)
     print(
@@ -183,6 +219,10 @@ def main() -> None:
     for name in args.models:
         for batch in args.batch:
             models = setup(name, batch, device)
+            if args.interleaved:
+                medians = interleaved(models, device, args.variants, args.repeats)
+                print(f"{name} B={batch} " + " | ".join(f"{v} {1000 * t:.1f} ms" for v, t in medians.items()))
+                continue
             for precision in args.precision:
                 for variant in args.variants:
                     print(

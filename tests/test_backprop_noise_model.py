@@ -7,7 +7,7 @@ import torch
 from toy import ToyBackbone, toy_classifier, toy_images
 
 from ldce.method.config import LDCEConfig
-from ldce.method.guided import GuidedNoiseModel
+from ldce.method.guided import GuidedNoiseModel, configured_noise_model
 from ldce.method.schedule import ddim_grid
 from ldce.method.terms import ClassifierGuidance, Task
 
@@ -48,3 +48,19 @@ def test_backprop_noise_model_is_on_by_default_and_typed():
     assert LDCEConfig().backprop_noise_model is True
     with pytest.raises(ValueError, match="^backprop_noise_model must be true or false"):
         LDCEConfig(backprop_noise_model="no")
+
+
+@pytest.mark.parametrize("halves", ["separate", "joint"])
+def test_the_config_switch_reaches_the_noise_model_explain_builds(halves):
+    """``LDCEConfig.backprop_noise_model`` is handed to the guided noise model of every path (the one
+    ``guided.configured_noise_model`` builds for ``explain`` and ``guided_step``), for both halves modes:
+    with it off, no gradient may flow through the noise model."""
+    backbone = ToyBackbone()
+    cond, null = backbone.conditioning(TARGETS)
+    task, grid = Task(toy_images(4), TARGETS, cond, null), ddim_grid(backbone.alphas_cumprod, 20)
+    term = ClassifierGuidance(toy_classifier(), 1.0, None, enforce_same_norms=False)
+    config = LDCEConfig(backprop_noise_model=False, halves=halves)
+    z = torch.randn(4, 4, 4, 4, generator=torch.Generator().manual_seed(0))
+    switched = configured_noise_model(config, backbone, [term], grid, task)(z, INDEX).eps
+    direct = GuidedNoiseModel(backbone, [term], 3.0, grid, task, backprop_noise_model=False)(z, INDEX).eps
+    torch.testing.assert_close(switched, direct, rtol=1e-4, atol=1e-6 * direct.abs().max().item())

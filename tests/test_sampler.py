@@ -86,8 +86,16 @@ def test_classifier_score_is_the_gradient_of_the_target_log_likelihood(backbone,
     torch.testing.assert_close(z_prev, expected, rtol=1e-5, atol=1e-6)
 
 
-def test_one_graph_per_step_conditional_half_without_graph(backbone, classifier, monkeypatch):
-    """Per step: the conditional eps runs without autograd, the unconditional one and the decoder once each."""
+@pytest.mark.parametrize(
+    ("halves", "expected"),
+    [
+        ("separate", [("decode", True), ("eps", False), ("eps", True)]),
+        ("joint", [("decode", True), ("eps", True)]),
+    ],
+)
+def test_one_graph_per_step_conditional_half_without_graph(backbone, classifier, monkeypatch, halves, expected):
+    """Per step, separate halves: the conditional eps runs without autograd, the unconditional one and the
+    decoder once each in the graph; joint halves: one eps call (on 2B) and the decoder, in the graph."""
     calls = []
     for name in ("eps", "decode"):
         original = getattr(ToyBackbone, name)
@@ -98,8 +106,9 @@ def test_one_graph_per_step_conditional_half_without_graph(backbone, classifier,
 
         monkeypatch.setattr(ToyBackbone, name, spy)
     grid, task = ddim_grid(backbone.alphas_cumprod, 20), _task(backbone)
-    guided_step(backbone, classifier, torch.randn(4, 4, 4, 4), 5, grid, task, LDCEConfig(ddim_steps=20))
-    assert sorted(calls) == [("decode", True), ("eps", False), ("eps", True)]
+    config = LDCEConfig(ddim_steps=20, halves=halves)
+    guided_step(backbone, classifier, torch.randn(4, 4, 4, 4), 5, grid, task, config)
+    assert sorted(calls) == expected
 
 
 def test_strength_zero_returns_the_decoded_encoding(backbone, classifier):

@@ -19,6 +19,7 @@ from jsonargparse.typing import (
 
 from ldce.checks import check_fields
 from ldce.method.consensus import ConeProjection
+from ldce.method.halves import Halves
 
 Guidance = Literal["projected", "unprojected", "free"]
 Distance = Literal[1, 2, "dino_cossim", "dino_1", "dino_2"]
@@ -56,6 +57,15 @@ class LDCEConfig:
             ``self_recurrence``; 0: none (see ``ldce.method.recurrence``).
         self_recurrence_every_n_steps: apply them only at grid indices divisible by this (0: at every
             step). The original reads this option but never uses it (every step, as 0 here).
+        guidance_every: ``k``: the classifier and distance scores are computed on every ``k``-th guided
+            step only and reused in between (``ldce.method.fast``); 1 is LDCE as published.
+        stop_after_flip: ``p`` in [0, 1]: once the classifier has given a sample's target a probability
+            ``≥ p`` on ``x̂0`` for ``stop_after_flip_steps`` consecutive guided steps, its remaining steps
+            run with classifier-free guidance only (``ldce.method.fast``); ``null`` (default) never stops.
+        stop_after_flip_steps: ``m`` ≥ 1, the consecutive steps of ``stop_after_flip``.
+        halves: compute ``e_c`` and ``e_u`` as two noise-model calls on ``B`` latents (``separate``) or
+            as one on ``2B`` (``joint``: every backward then runs on ``2B``; no faster on CPU for any
+            latent size measured); changes no result beyond round-off, only speed (``ldce.method.halves``).
     """
 
     strength: ClosedUnitInterval = 0.382
@@ -74,6 +84,10 @@ class LDCEConfig:
     backprop_noise_model: bool = True
     self_recurrence: NonNegativeInt = 0
     self_recurrence_every_n_steps: NonNegativeInt = 0
+    guidance_every: PositiveInt = 1
+    stop_after_flip: ClosedUnitInterval | None = None
+    stop_after_flip_steps: PositiveInt = 3
+    halves: Halves = "separate"
 
     def __post_init__(self) -> None:
         check_fields(self)

@@ -27,7 +27,8 @@ from ldce.backbones.base import Backbone
 from ldce.checks import check
 from ldce.classifiers.logits import confidence, predict, target_probability
 from ldce.method.config import LDCEConfig
-from ldce.method.guided import GuidedNoiseModel, StepRecord, ldce_terms
+from ldce.method.fast import guided_noise_model
+from ldce.method.guided import StepRecord, ldce_terms
 from ldce.method.outputs import Counterfactuals, StepTrace
 from ldce.method.recurrence import SelfRecurrence
 from ldce.method.region.constraint import RegionInputs
@@ -158,9 +159,7 @@ def _explain_group(
     if config.ddim_eta > 0 and start > 0:
         step_noise = torch.stack([draw_noise(generators, latent_shape, z0.device) for _ in range(start)]).flip(0)
     task = Task(images, targets, cond, null)
-    noise_model = GuidedNoiseModel(
-        backbone, run.terms, config.scale, grid, task, config.batched_vjp, config.backprop_noise_model
-    )
+    noise_model, stop = guided_noise_model(backbone, run.terms, grid, task, start, config)
     recorder = _Recorder(run.record_steps, run.callback)
     hooks: list[StepHook] = []
     if config.self_recurrence > 0 and start > 0:
@@ -177,8 +176,15 @@ def _explain_group(
     counterfactuals = counterfactuals if kept is None else kept.images
     facts = _facts(run.classifier, images, counterfactuals, targets)
     region_facts = {} if kept is None else {"region": kept.masks, "region_growth": kept.growth}
+    stop_facts = {} if stop is None else {"guidance_stopped_at": stop.stopped_at}
     return Counterfactuals(
-        counterfactuals, z, consensus=recorder.consensus_share(), trace=recorder.trace(), **facts, **region_facts
+        counterfactuals,
+        z,
+        consensus=recorder.consensus_share(),
+        trace=recorder.trace(),
+        **facts,
+        **region_facts,
+        **stop_facts,
     )
 
 

@@ -8,6 +8,7 @@ As in k-diffusion, guidance is a wrapper around the model, not a branch in the s
     2. e_u = eps(z, t, u),  ẑ0 = (z − √(1−a)·e_u)/√a,  x̂0 = (D(ẑ0/s) + 1)/2
                                                            one graph z ↦ x̂0, if any term needs a gradient
                                                            (through e_u only with backprop_noise_model)
+       (1 and 2 as two calls on B latents or one on 2B: ``halves``, ``ldce.method.halves``)
     3. ∂L_k/∂x̂0 per term, carried back to z through the one graph (K vector–Jacobian products)
     4. ê = e_u + scale · Σ_k score_k(d = e_c − e_u, ∂L_k/∂z, …)
 
@@ -27,6 +28,7 @@ from torch import Tensor, nn
 
 from ldce.backbones.base import Backbone
 from ldce.method.config import LDCEConfig
+from ldce.method.halves import Halves, noise_halves
 from ldce.method.schedule import DDIMGrid
 from ldce.method.terms import (
     ClassifierFreeGuidance,
@@ -61,10 +63,12 @@ class StepRecord:
 
 @dataclass(frozen=True)
 class GuidedNoise:
-    """The guided noise ``ê`` ``(B, C, h, w)`` of one step and what the step saw."""
+    """The guided noise ``ê`` ``(B, C, h, w)`` of one step, what the step saw, and the guidance
+    ``ê − e_u = scale · Σ_k score_k`` ``(B, C, h, w)`` (``ldce.method.fast`` reuses it between steps)."""
 
     eps: Tensor
     record: StepRecord
+    guidance: Tensor
 
 
 def predicted_clean_latent(z: Tensor, eps: Tensor, alpha: Tensor) -> Tensor:
@@ -91,6 +95,23 @@ def ldce_terms(
     ]
 
 
+def configured_noise_model(
+    config: LDCEConfig, backbone: Backbone, terms: Sequence[GuidanceTerm], grid: DDIMGrid, task: Task
+) -> GuidedNoiseModel:
+    """The :class:`GuidedNoiseModel` over ``terms`` with ``config``'s scale and step options (the one
+    place that reads them; ``ldce.method.fast`` and ``guided_step`` build theirs here)."""
+    return GuidedNoiseModel(
+        backbone,
+        terms,
+        config.scale,
+        grid,
+        task,
+        batched_vjp=config.batched_vjp,
+        halves=config.halves,
+        backprop_noise_model=config.backprop_noise_model,
+    )
+
+
 def _image_gradient(term: GuidanceTerm, image: Tensor, task: Task) -> ImageGradient:
     gradient = term.image_gradient(image, task)
     if gradient is None:
@@ -112,6 +133,8 @@ class GuidedNoiseModel:
         grid: the DDIM grid, on the latents' device.
         task: the batch's originals, targets and conditioning.
         batched_vjp: one batched backward pass for all terms' gradients instead of one each.
+        halves: ``e_c`` and ``e_u`` as two calls on ``B`` latents (``separate``) or one on ``2B``
+            (``joint``; ``ldce.method.halves``).
         backprop_noise_model: build the graph through ``e_u`` (``backprop_diffusion``); false: ``e_u`` is
             computed without one and ``∂L/∂z = (1/√a)·∂L/∂ẑ0``.
     """
@@ -124,12 +147,13 @@ class GuidedNoiseModel:
         grid: DDIMGrid,
         task: Task,
         batched_vjp: bool = False,
+        halves: Halves = "separate",
         backprop_noise_model: bool = True,
     ) -> None:
         if not terms:
             raise ValueError("a guided noise model needs at least one guidance term")
         self.backbone, self.terms, self.scale = backbone, list(terms), scale
-        self.grid, self.task, self.batched_vjp = grid, task, batched_vjp
+        self.grid, self.task, self.batched_vjp, self.halves = grid, task, batched_vjp, halves
         self.needs_graph = any(term.needs_gradient for term in self.terms)
         self.backprop_noise_model = backprop_noise_model
 
@@ -139,11 +163,9 @@ class GuidedNoiseModel:
         alpha, timestep = self.grid.alphas[index], self.grid.timesteps[index]
         t = timestep.expand(z.shape[0])
         z = z.detach().requires_grad_(self.needs_graph)
-        with torch.no_grad():
-            e_c = self.backbone.eps(z, t, self.task.cond).float()
+        through_noise = self.needs_graph and self.backprop_noise_model
+        e_c, e_u = noise_halves(self.backbone, z, t, self.task, through_noise, self.halves == "joint")
         with torch.set_grad_enabled(self.needs_graph):
-            with torch.set_grad_enabled(self.needs_graph and self.backprop_noise_model):
-                e_u = self.backbone.eps(z, t, self.task.null).float()
             clean_latent = predicted_clean_latent(z, e_u, alpha)
             image = self.backbone.decode(clean_latent)
         probe = image.detach().float()
@@ -156,8 +178,9 @@ class GuidedNoiseModel:
         e_u = e_u.detach()
         inputs = StepInputs(index, alpha, z.detach(), e_u, e_c - e_u, clean_latent.detach(), probe, self.task)
         outputs = [term.score(inputs, next(latent_gradients) if term.needs_gradient else None) for term in self.terms]
-        eps = e_u + self.scale * functools.reduce(operator.add, [output.score for output in outputs])
+        guidance = self.scale * functools.reduce(operator.add, [output.score for output in outputs])
+        eps = e_u + guidance
         probability = _first([g.target_probability for g in gradients])
         masks, saliencies = [o.consensus_mask for o in outputs], [o.saliency for o in outputs]
         record = StepRecord(index, timestep, probe.clamp(0.0, 1.0), probability, _first(masks), _first(saliencies))
-        return GuidedNoise(eps, record)
+        return GuidedNoise(eps, record, guidance)

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from ldce.backbones.base import Backbone
 from ldce.method.config import LDCEConfig
-from ldce.method.guided import GuidedNoise, GuidedNoiseModel, StepRecord, ldce_terms, predicted_clean_latent
+from ldce.method.guided import GuidedNoise, StepRecord, configured_noise_model, ldce_terms, predicted_clean_latent
 from ldce.method.schedule import DDIMGrid
 from ldce.method.terms import Task
 
@@ -93,8 +93,5 @@ def guided_step(
 
     ``grid`` must be on ``z``'s device; ``noise`` is ``ξ`` for ``η > 0``.
     """
-    terms = ldce_terms(config, classifier)
-    noise_model = GuidedNoiseModel(
-        backbone, terms, config.scale, grid, task, config.batched_vjp, config.backprop_noise_model
-    )
+    noise_model = configured_noise_model(config, backbone, ldce_terms(config, classifier), grid, task)
     return denoise_step(noise_model, z, index, grid, noise)

@@ -61,8 +61,11 @@ class Record:
     per image on [0, 1] pixels; consensus_share: mean share of steps in consensus; with a region
     (``model.region``): region_share, the mean of the pixel region ``M`` (1.0 where the uncomposited
     counterfactual was kept), and region_growth, the times the region grew to keep the flip (−1: the
-    uncomposited counterfactual was kept); confidence_steps: ``p(target | x̂0)`` over the guided steps,
-    in denoising order, thinned to at most 50 evenly spaced steps (the first and last kept).
+    uncomposited counterfactual was kept); with ``model.method.stop_after_flip``: guidance_stopped_at,
+    the first guided step (0-based) run with classifier-free guidance only (−1: never stopped);
+    confidence_steps: ``p(target | x̂0)`` over the guided steps, in denoising order (the last measured
+    value on steps without a classifier evaluation), thinned to at most 50 evenly spaced steps (the
+    first and last kept).
     """
 
     key: str
@@ -96,6 +99,7 @@ class Record:
     consensus_share: float | None = None
     region_share: float | None = None
     region_growth: int | None = None
+    guidance_stopped_at: int | None = None
     confidence_steps: list[float] | None = None
 
     def __post_init__(self) -> None:
