@@ -58,6 +58,9 @@ ROWS: dict[str, dict[str, object]] = {
     "ddim 17 + every 2": {"ddim_steps": 17, "guidance_every": 2},
     "ddim 25 + stop": {"ddim_steps": 25, **STOP},
     "every 2 + stop + no backprop": {"guidance_every": 2, **STOP, "backprop_noise_model": False},
+    "every 2 + no backprop": {"guidance_every": 2, "backprop_noise_model": False},
+    "ddim 25 + no backprop": {"ddim_steps": 25, "backprop_noise_model": False},
+    "ddim 25 + every 2 + no backprop": {"ddim_steps": 25, "guidance_every": 2, "backprop_noise_model": False},
 }
 COLUMNS = ("s/cf", "speed-up", "flip rate", "judge agrees", "L1", "COUT", "FID (judge)")
 

@@ -3,6 +3,7 @@ refusing to resume into a folder that was written with other settings."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -11,16 +12,34 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.cli import SaveConfigCallback
 
 import ldce
+from ldce.backbones.speedups import Speedups
 from ldce.classifiers.names import read_class_names
+from ldce.method.config import LDCEConfig
 from ldce.results import store
 from ldce.results.fingerprint import differences, fingerprint
 from ldce.results.manifest import RunManifest, read_manifest
 
 log = logging.getLogger(__name__)
 
-MODEL_FIELDS = ("backbone", "classifier", "method", "seed", "targets", "extra_terms", "micro_batch_size", "speedups")
+MODEL_FIELDS = (
+    "backbone",
+    "classifier",
+    "method",
+    "seed",
+    "targets",
+    "extra_terms",
+    "micro_batch_size",
+    "speedups",
+    "distance_features",
+)
 DATA_FIELDS = ("resize_mode",)
 """The data's image size is the backbone's (checked before any work), so the backbone fingerprints it."""
+
+
+def default_settings() -> dict[str, Any]:
+    """The fingerprint of the settings that later versions may add to, at their defaults."""
+    defaults = {"model.method": dataclasses.asdict(LDCEConfig()), "model.speedups": dataclasses.asdict(Speedups())}
+    return fingerprint(defaults | {"model.distance_features": None})
 
 
 class SettingsChanged(ValueError):
@@ -56,7 +75,7 @@ class SaveRunConfig(SaveConfigCallback):
         if recorded is None or recorded.fingerprint is None:
             log.warning("%s was written by ldce 0.1: its settings cannot be compared with this run's", folder)
             return
-        changed = differences(recorded.fingerprint, self.fingerprint)
+        changed = differences(recorded.fingerprint, self.fingerprint, default_settings())
         if changed:
             shown = "; ".join(changed[:6]) + (f"; and {len(changed) - 6} more" if len(changed) > 6 else "")
             raise SettingsChanged(

@@ -37,6 +37,16 @@ def test_timm_loader_reproduces_the_saved_model_offline(tmp_path, no_network) ->
     torch.testing.assert_close(wrapper(x), expected, rtol=1e-5, atol=1e-5)
 
 
+def test_headless_timm_features_load_strictly(tmp_path, no_network) -> None:
+    """With ``num_classes=0`` (a feature extractor) timm itself loads non-strictly; ldce refuses weights
+    of another network instead of keeping random ones, and loads matching weights (head dropped)."""
+    path = tmp_path / "test_resnet.safetensors"
+    save_file(timm.create_model("test_resnet", pretrained=False, num_classes=5).state_dict(), path)
+    assert classifier(timm="test_resnet", checkpoint=str(path), num_classes=0)(images()).shape[1] > 5
+    with pytest.raises(ValueError, match="does not fit timm model 'test_vit': (Missing|Unexpected) keys"):
+        classifier(timm="test_vit", checkpoint=str(path), num_classes=0)
+
+
 def test_timm_reads_training_checkpoints_as_timm_does_without_key_or_prefix(tmp_path, no_network) -> None:
     """A torch checkpoint {"epoch", "state_dict": {"module." + key}} (what timm's train script saves) loads
     with timm's own reader; num_classes=0 drops the head (a feature extractor)."""

@@ -128,3 +128,19 @@ def test_a_repaired_shard_leaves_no_failure_behind(tmp_path):
     result = summary(out)
     assert result["counts"]["damaged_shards"] == 0 and result["folder"] == {"done": 10, "failed": 0}
     assert all(r["status"] == "done" for r in records(out))
+
+
+def test_a_folder_of_a_version_without_the_newer_settings_resumes_unless_one_is_used(tmp_path, capsys):
+    """Settings added later (``method.guidance_every``, ``speedups.contiguous_attention``,
+    ``distance_features``) are absent from an older folder's fingerprint: at their defaults they are no
+    change; set otherwise they are, named."""
+    config, out = tiny_config(tmp_path, _shard(tmp_path / "data" / "a.tar", [good_sample(0)])), tmp_path / "out"
+    ldce_here(*predict_args(config, out))
+    manifest = json.loads((out / "manifest.json").read_text())
+    newer = ("model.method.guidance_every", "model.speedups.contiguous_attention", "model.distance_features")
+    manifest["fingerprint"] = {k: v for k, v in manifest["fingerprint"].items() if k not in newer}
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    status, stderr = ldce_in_process(capsys, *predict_args(config, out, "--model.method.guidance_every", "2"))
+    assert status != 0 and "model.method.guidance_every: (unset) → 2" in stderr
+    ldce_here(*predict_args(config, out))
+    assert summary(out)["counts"]["skipped"] == 1

@@ -73,9 +73,41 @@ def _timm(name: str, checkpoint: str | None, num_classes: int | None, key: str |
     )
     keep_head = {} if not num_classes else {"num_classes": num_classes}  # 0 (features): timm drops the head
     try:
-        return timm.create_model(name, pretrained=True, pretrained_cfg_overlay={**weights, **keep_head}, **head)
+        with _TimmLoadReport() as report:
+            model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay={**weights, **keep_head}, **head)
     except Exception as error:  # timm's readers raise many kinds (safetensors, pickle, strict load): one message
         raise ValueError(f"{checkpoint}: does not fit timm model {name!r}: {_load_failure(error)}") from error
+    if report.mismatches:
+        raise ValueError(f"{checkpoint}: does not fit timm model {name!r}: {report.mismatches[0][:300]}")
+    return model
+
+
+class _TimmLoadReport(logging.Handler):
+    """timm loads a headless model (``num_classes=0``) non-strictly and only logs the keys that did not
+    fit ("Missing keys …", "Unexpected keys …"); this collects those lines so that the load is strict."""
+
+    LOGGER = "timm.models._builder"
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.mismatches: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith(("Missing keys", "Unexpected keys")):
+            self.mismatches.append(message)
+
+    def __enter__(self) -> _TimmLoadReport:
+        logger = logging.getLogger(self.LOGGER)
+        self.level_before = logger.level
+        logger.addHandler(self)
+        logger.setLevel(min(logger.getEffectiveLevel(), logging.INFO))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        logger = logging.getLogger(self.LOGGER)
+        logger.removeHandler(self)
+        logger.setLevel(self.level_before)
 
 
 def _closest(name: str, known: list[str]) -> str:

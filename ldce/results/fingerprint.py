@@ -64,8 +64,15 @@ def fingerprint(settings: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(flat | files, default=str))  # as a manifest reads it back (lists, not tuples)
 
 
-def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """``field: recorded → current`` for every field that differs (absent on one side: ``(unset)``)."""
-    fields = sorted(set(recorded) | set(current))
+def differences(recorded: dict[str, Any], current: dict[str, Any], defaults: dict[str, Any] | None = None) -> list[str]:
+    """``field: recorded → current`` for every field that differs (absent on one side: ``(unset)``).
+
+    ``defaults``: fingerprint fields of settings added in later versions, at their defaults; a field the
+    recorded fingerprint lacks is no difference while the current run leaves it at its default there
+    (a folder of an older version resumes unless a new setting is used).
+    """
+    defaults = defaults or {}
+    new = {field for field in set(current) - set(recorded) if field in defaults and defaults[field] == current[field]}
+    fields = sorted((set(recorded) | set(current)) - new)
     shown = {field: [repr(s[field]) if field in s else "(unset)" for s in (recorded, current)] for field in fields}
     return [f"{field}: {before} → {after}" for field, (before, after) in shown.items() if before != after]
