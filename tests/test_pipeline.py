@@ -109,3 +109,17 @@ def test_an_unknown_config_names_the_configs_that_ship(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(FileNotFoundError, match=r"'quickstrat' is neither a file nor .*quickstart"):
         LDCEPipeline.from_config("quickstrat")
+
+
+@pytest.mark.parametrize(
+    ("argument", "message"),
+    [
+        ({"classifier": "resnet.pth"}, "classifier must be a Module, got str"),
+        ({"distance_features": "vit.pth"}, "distance_features must be a Module or None, got str"),
+        ({"segmenter": 3}, "segmenter must be a Module or None, got int"),
+    ],
+)
+def test_models_given_as_anything_but_modules_are_refused_naming_the_argument(argument, message):
+    models = {"backbone": demo.backbone(), "classifier": demo.classifier()}
+    with pytest.raises(ValueError, match=message):
+        LDCEPipeline(**(models | argument))

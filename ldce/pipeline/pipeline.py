@@ -132,9 +132,14 @@ class LDCEPipeline:
         segmenter: nn.Module | None = None,
         distance_features: nn.Module | None = None,
     ) -> None:
-        for name, value, kind in (("backbone", backbone, Backbone), ("classifier", classifier, nn.Module)):
+        for name, value, kind, expected in (
+            ("backbone", backbone, Backbone, "a Backbone"),
+            ("classifier", classifier, nn.Module, "a Module"),
+            ("segmenter", segmenter, nn.Module | None, "a Module or None"),
+            ("distance_features", distance_features, nn.Module | None, "a Module or None"),
+        ):
             if not isinstance(value, kind):
-                raise ValueError(f"{name} must be a {kind.__name__}, got {type(value).__name__}")
+                raise ValueError(f"{name} must be {expected}, got {type(value).__name__}")
         if config is not None and not isinstance(config, LDCEConfig):
             raise ValueError(f"config must be an LDCEConfig, got {type(config).__name__}")
         self.backbone = backbone.eval().requires_grad_(False)
