@@ -14,6 +14,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from PIL import Image
 
+from ldce.images import read_image
 from ldce.results import store
 
 COLORMAP = "RdBu_r"
@@ -21,15 +22,10 @@ COLORMAP = "RdBu_r"
 SCALES = (0.05, 0.1, 0.25, 0.5, 1.0)
 
 
-def read_rgb(path: Path) -> np.ndarray:
-    """An image file as ``(H, W, 3)`` float32 in [0, 1]."""
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"), dtype=np.float32) / 255
-
-
 def signed_difference(original: Path, counterfactual: Path) -> np.ndarray:
-    """``Δ = x' − x`` averaged over RGB: ``(H, W)`` in [−1, 1]."""
-    return (read_rgb(counterfactual) - read_rgb(original)).mean(axis=2)
+    """``Δ = x' − x`` of two 8-bit image files averaged over RGB: ``(H, W)`` in [−1, 1] (``ValueError``
+    when their sizes differ)."""
+    return (read_image(counterfactual).numpy() - read_image(original).numpy()).mean(axis=0)
 
 
 def peak(difference: np.ndarray) -> float:
