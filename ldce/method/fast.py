@@ -183,13 +183,12 @@ def guided_noise_model(
     """
     guided = functools.partial(configured_noise_model, config, backbone, terms, grid)
     stop = None
-    model: NoiseModel = guided(task)
     if config.stop_after_flip is not None:
         if config.guidance == "free":
             raise ValueError("stop_after_flip needs classifier guidance (guidance projected or unprojected), not free")
         free = functools.partial(configured_noise_model, config, backbone, [ClassifierFreeGuidance()], grid)
         stop = StopAfterFlip(guided, free, task, config.stop_after_flip, config.stop_after_flip_steps, start)
-        model = stop
+    model: NoiseModel = guided(task) if stop is None else stop
     if config.guidance_every > 1:
         model = GuidanceEvery(model, backbone, grid, task, config.guidance_every, start)
     return model, stop
