@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 
 SYNCED = ("explained", "skipped", "failed", "damaged_shards")
 CONFIG_PREFIX = "summary.metrics."
-SUMMARY = "summary.json"
 
 
 def saved_pairs(prediction: Prediction) -> Pairs:
@@ -135,10 +134,10 @@ class RunSummary(Callback):
             "seconds": time.perf_counter() - self.started,
             "world_size": trainer.world_size,
         }
-        store.write_json(self.output_dir / SUMMARY, summary)
+        store.write_json(self.output_dir / store.SUMMARY, summary)
         log.info("summary: %s", counts | {k: v for k, v in summary["metrics"].items() if v is not None})
         log.info("evaluation: %s", {k: v for k, v in summary["evaluation"].items() if v is not None})
-        written = [name for name in ("grid.png", "records.jsonl", SUMMARY) if (self.output_dir / name).is_file()]
+        written = [name for name in ("grid.png", "records.jsonl", store.SUMMARY) if (self.output_dir / name).is_file()]
         log.info("results in %s (%s)", self.output_dir.resolve(), ", ".join(written))
         if trainer.logger is not None and counts["done"]:
             logged = {f"summary/{name}": value for name, value in (counts | summary["metrics"]).items()}
@@ -146,7 +145,7 @@ class RunSummary(Callback):
 
     def _evaluation(self, made: int, in_folder: int, evaluation: dict) -> dict[str, Any]:
         """This run's evaluation and its scope — or, when it made nothing, the one of the summary it replaces."""
-        previous = self.output_dir / SUMMARY
+        previous = self.output_dir / store.SUMMARY
         if made == 0 and previous.is_file():
             kept = json.loads(previous.read_text())
             if "evaluation" in kept:

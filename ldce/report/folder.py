@@ -19,7 +19,7 @@ from ldce.results.store import Unreadable
 
 Outcome = Literal["flipped", "not_flipped", "already_target", "failed"]
 OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
-SUMMARY, CONFIG = "summary.json", "config.yaml"
+CONFIG = "config.yaml"
 
 HIGHER_IS_BETTER = {
     "flip_rate": FlipRate.higher_is_better,
@@ -171,9 +171,9 @@ def read_folder(path: Path) -> RunFolder:
         records=sorted((latest or store.latest_records(merged)).values(), key=lambda r: r.key),
         unreadable=unreadable,
         manifest=read_manifest(path),
-        summary=SummaryFile.read(path / SUMMARY),
+        summary=SummaryFile.read(path / store.SUMMARY),
         config_text=config.read_text() if config.is_file() else None,
-        complete=(path / SUMMARY).is_file() and _all_merged(latest.values(), merged),
+        complete=(path / store.SUMMARY).is_file() and _all_merged(latest.values(), merged),
     )
 
 

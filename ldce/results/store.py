@@ -68,7 +68,9 @@ def file_stem(key: str) -> str:
 
 
 RESULTS = ("records", "records.jsonl", "original", "counterfactual", "consensus", "region", "steps", "grid.png")
-RESULTS += ("summary.json", "metrics.json", "report", "report.html")
+SUMMARY = "summary.json"
+"""The run's counts and metrics, written by ``ldce.callbacks.summary`` and read by reports."""
+RESULTS += (SUMMARY, "metrics.json", "report", "report.html")
 """What a run writes into a results folder besides its config and manifest (removed by an overwrite)."""
 
 
