@@ -7,7 +7,7 @@ import re
 import pytest
 import torch
 
-from ldce.classifiers.names import class_name, read_class_names
+from ldce.classifiers.names import class_name, class_of, read_class_names
 from ldce.targets import BinaryFlip, ClassPairs, FixedTarget, FromSample, SecondMostLikely, TargetMap
 
 KEYS = ["a", "b", "c"]
@@ -103,3 +103,27 @@ def test_class_names_from_lists_text_files_and_index_maps(tmp_path):
     with pytest.raises(ValueError, match="without gaps"):
         read_class_names(str(mapping))
     assert class_name(["a", "b"], 1) == "b" and class_name(["a"], 3) is None and class_name(None, 0) is None
+
+
+FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+
+
+@pytest.mark.parametrize(
+    ("typed", "hint"),
+    [
+        ("tshirt", "T-shirt/top"),
+        ("t shirt", "T-shirt/top"),
+        ("Cot", "Coat"),
+        ("ankle", "Ankle boot"),
+        ("Snekaer", "Sneaker"),
+    ],
+)
+def test_an_unknown_class_name_suggests_the_name_it_begins_else_the_closest_spelling(typed, hint):
+    with pytest.raises(ValueError, match=re.escape(f"did you mean {hint}?")):
+        class_of(typed, FASHION, "--target")
+
+
+def test_a_start_shared_by_two_class_names_suggests_by_spelling_not_by_start():
+    with pytest.raises(ValueError) as raised:
+        class_of("s", FASHION, "--target")
+    assert "did you mean" not in str(raised.value)

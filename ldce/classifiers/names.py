@@ -68,5 +68,13 @@ def class_of(value: int | str, names: Sequence[str] | None, what: str) -> int:
     by_name = {normalised(name): index for index, name in enumerate(names)}
     if normalised(value) in by_name:
         return by_name[normalised(value)]
-    hint = did_you_mean(value, names)
-    raise ValueError(f"{what} {value!r} is not a class index or one of the {len(names)} class names{hint}")
+    raise ValueError(
+        f"{what} {value!r} is not a class index or one of the {len(names)} class names{_closest(value, names)}"
+    )
+
+
+def _closest(value: str, names: Sequence[str]) -> str:
+    """The "did you mean" hint for an unknown class name: the one name that :func:`normalised` ``value``
+    begins (``tshirt`` → ``T-shirt/top``), else the closest by spelling."""
+    starts = [name for name in names if normalised(name).startswith(normalised(value))]
+    return did_you_mean(value, starts if len(starts) == 1 else names, cutoff=0.0 if len(starts) == 1 else 0.6)
