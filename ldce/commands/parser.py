@@ -5,14 +5,16 @@ from ``ldce predict`` configs."""
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
 
 import yaml
 from jsonargparse import DefaultHelpFormatter
 from lightning.pytorch.cli import LightningArgumentParser
 
 import ldce
+from ldce.checks import did_you_mean
 from ldce.commands import console
 from ldce.compat.legacy import migrate_argv, migrate_config
 
@@ -44,17 +46,34 @@ class LDCEParser(LightningArgumentParser):
 
     def error(self, message: str, ex: Exception | None = None) -> None:
         unknown = None if "did you mean" in message else console.unknown_key(message)
+        message = self.choice_error(message) or message
         super().error(message + (console.suggestion(unknown, self.known_options()) if unknown else ""), ex)
+
+    def actions(self) -> list[Any]:
+        """Every action of this parser and of its subcommands' parsers."""
+        parsers, actions = [self], []
+        while parsers:
+            parser = parsers.pop()
+            actions += parser._actions
+            parsers += [p for a in parser._actions if isinstance(a.choices, dict) for p in a.choices.values()]
+        return actions
 
     def known_options(self) -> list[str]:
         """Every option string of this parser and of its subcommands' parsers."""
-        parsers, options = [self], []
-        while parsers:
-            parser = parsers.pop()
-            for action in parser._actions:
-                options += action.option_strings
-                parsers += list(action.choices.values()) if isinstance(action.choices, dict) else []
-        return options
+        return [option for action in self.actions() for option in action.option_strings]
+
+    def choice_error(self, message: str) -> str | None:
+        """jsonargparse's message for a value outside a ``Literal`` option's choices, in one line naming
+        them all and the closest (jsonargparse names only ``int`` when a string misses ``Literal[1, "a"]``)."""
+        found = re.search(r'Parser key "([\w.]+)":\s*Expected a .*?Got value: (.*)', message, flags=re.DOTALL)
+        if not found:
+            return None
+        key, value = found.group(1), found.group(2).strip()
+        hints = [vars(action).get("_typehint") for action in self.actions() if action.dest == key]
+        choices = [str(c) for hint in hints if get_origin(hint) is Literal for c in get_args(hint)]
+        if not choices:
+            return None
+        return f"--{key}: {value!r} is not one of {', '.join(choices)}{did_you_mean(value, choices)}"
 
 
 def current_form(args: list[str]) -> list[str]:
