@@ -49,7 +49,8 @@ def config(tmp_path_factory):
         (["predict", "--model.method.strenght", "0.3"], "did you mean --model.method.strength?"),
         (
             ["predict", "--model.method.lp_custom", "dino_cosim"],
-            "--model.method.lp_custom: 'dino_cosim' is not one of 1, 2, dino_cossim, dino_1, dino_2; did you mean dino_cossim?",
+            "--model.method.lp_custom: 'dino_cosim' is not one of 1, 2, dino_cossim, dino_1, dino_2; "
+            "did you mean dino_cossim?",
         ),
         (["predict", "--model.method.guidance", "proj"], "'proj' is not one of projected, unprojected, free"),
         (["predict", "--data.init_args.urls", "{folder}/nowhere.tar"], "1 of 1 shards not found"),

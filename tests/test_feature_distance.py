@@ -11,6 +11,7 @@ from timm.models.vision_transformer import VisionTransformer
 from toy import ToyBackbone, toy_classifier, toy_images
 
 from ldce.classifiers import classifier as load_classifier
+from ldce.classifiers.features import feature_extractor
 from ldce.method.config import LDCEConfig
 from ldce.method.guided import GuidedNoiseModel, ldce_terms, predicted_clean_latent
 from ldce.method.schedule import ddim_grid
@@ -123,3 +124,8 @@ def test_the_pipeline_takes_the_extractor_and_refuses_a_feature_distance_without
     assert not torch.allclose(features(images, [1, 2], "pt").images, pixels(images, [1, 2], "pt").images)
     with pytest.raises(ValueError, match="config.lp_custom 'dino_2' .* needs distance_features"):
         LDCEPipeline(backbone, classifier, LDCEConfig(lp_custom="dino_2"))
+
+
+def test_a_missing_extractor_file_is_named_as_the_feature_extractors_not_the_classifiers(tmp_path):
+    with pytest.raises(FileNotFoundError, match="^feature extractor 'timm:vit_tiny_patch16_224' weights not found"):
+        feature_extractor("timm:vit_tiny_patch16_224", str(tmp_path / "dino.pth"))

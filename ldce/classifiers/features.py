@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from ldce.checkpoints import load_strict, read_tensors
+from ldce.checkpoints import existing_file, load_strict, read_tensors
 from ldce.classifiers.loaders import classifier
 from ldce.classifiers.wrapper import IMAGENET_MEAN, IMAGENET_STD, ClassifierWrapper, Preprocessing
 
@@ -64,5 +64,6 @@ def feature_extractor(kind: str, weights_path: str) -> ClassifierWrapper:
     if kind == "simsiam":
         return simsiam_resnet50(weights_path)
     if kind.startswith("timm:"):
+        existing_file(weights_path, f"feature extractor {kind!r} weights")
         return classifier(timm=kind.removeprefix("timm:"), checkpoint=weights_path, num_classes=0)
     raise ValueError(f"unknown feature extractor {kind!r}: use 'simsiam' or 'timm:<model name>'")
