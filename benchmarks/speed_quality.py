@@ -149,14 +149,14 @@ def pareto_front(rows: dict[str, dict[str, float]]) -> list[str]:
 def plot(title: str, rows: dict[str, dict[str, float]], path: Path) -> None:
     """Judge agreement against seconds per counterfactual: each row a numbered point (names in the key on
     the right, the Pareto front in red and joined)."""
-    figure, axes = plt.subplots(figsize=(11, 5.5))
+    figure, axes = plt.subplots(figsize=(12, 5.5))
     front = pareto_front(rows)
     key = []
     for number, (name, r) in enumerate(rows.items(), 1):
         x, y = r["s/cf"], 100 * r["judge agrees"]
         axes.scatter(x, y, color="C3" if name in front else "C0", zorder=3)
         axes.annotate(str(number), (x, y), fontsize=8, xytext=(3, 3), textcoords="offset points")
-        key.append(f"{number:>2}  {name}  ({r['flip rate']:.0%} flips)")
+        key.append(f"{number:>2}  {name}  ({r['flip rate']:.1%} flips)")
     axes.step(
         [rows[n]["s/cf"] for n in front], [100 * rows[n]["judge agrees"] for n in front], "C3--", where="post", lw=1
     )
@@ -164,8 +164,8 @@ def plot(title: str, rows: dict[str, dict[str, float]], path: Path) -> None:
     axes.set_ylabel("judge agrees with the target (%)")
     axes.set_title(title, fontsize=9)
     axes.grid(alpha=0.3)
-    figure.text(0.70, 0.5, "\n".join(key), fontsize=8, family="monospace", va="center")
-    figure.subplots_adjust(left=0.07, right=0.68, bottom=0.1, top=0.92)
+    figure.text(0.665, 0.5, "\n".join(key), fontsize=8, family="monospace", va="center")
+    figure.subplots_adjust(left=0.07, right=0.645, bottom=0.1, top=0.92)
     figure.savefig(path, dpi=150)
     plt.close(figure)
 
@@ -181,7 +181,12 @@ def main() -> None:
     configs_dir = Path(__file__).resolve().parents[1] / "configs"
     parser.add_argument("--config", type=Path, default=configs_dir / "quickstart.yaml")
     parser.add_argument("--output", type=Path, default=Path(__file__).resolve().parent / "results" / "speed_quality")
+    parser.add_argument("--replot", action="store_true", help="only redraw the PNG from --output's JSON")
     args = parser.parse_args()
+    if args.replot:
+        saved = json.loads(args.output.with_suffix(".json").read_text())
+        plot(saved["title"], saved["rows"], args.output.with_suffix(".png"))
+        return
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     base = quickstart_config(args.config)
     variants = configs(base, {name: ROWS[name] for name in args.rows} | dict(args.row))
