@@ -83,6 +83,8 @@ class TableRow:
 
 
 COLUMNS = [field.name for field in dataclasses.fields(TableRow) if field.name != "confidence_steps"]
+FAILURE_COLUMNS = ["key", "reason", "shard"]
+"""The columns of the ``failures`` table: ``datamodules.batch.Failure``'s fields."""
 
 
 @contextmanager
@@ -125,7 +127,8 @@ class WandbCounterfactuals(Callback):
     staged under ``<save_dir>/wandb/data`` (:func:`staged_in`), inside the output folder. W&B only logs
     on rank 0, so each rank keeps its first ``max_rows_per_rank`` rows (small uint8 images) and
     rank 0 gathers them at the end; the number of inputs left out of the table is logged, and every
-    input is in the results folder regardless. Without a ``WandbLogger`` this callback does nothing.
+    input is in the results folder regardless. Inputs that could not be used are logged, all of them, as
+    the table ``failures`` (key, reason, shard). Without a ``WandbLogger`` this callback does nothing.
 
     Args:
         max_rows_per_rank: rows each rank contributes to the table.
@@ -135,14 +138,16 @@ class WandbCounterfactuals(Callback):
     def __init__(self, max_rows_per_rank: NonNegativeInt = 64) -> None:
         self.max_rows_per_rank = max_rows_per_rank
         self.rows: list[TableRow] = []
+        self.failures: list[list[str | None]] = []
         self.left_out = 0
 
     def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self.rows, self.left_out = [], 0
+        self.rows, self.failures, self.left_out = [], [], 0
 
     def on_predict_batch_end(self, trainer, pl_module, outputs: Prediction, batch, batch_idx, dataloader_idx=0) -> None:
         if not isinstance(trainer.logger, WandbLogger):
             return
+        self.failures.extend([f.key, f.reason, f.shard] for f in outputs.failures)
         room = max(0, self.max_rows_per_rank - len(self.rows))
         self.rows.extend(TableRow.of(outputs, i) for i in range(min(room, len(outputs.keys))))
         self.left_out += max(0, len(outputs.keys) - room)
@@ -150,7 +155,8 @@ class WandbCounterfactuals(Callback):
     def on_predict_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if not isinstance(trainer.logger, WandbLogger):
             return
-        rows, left_out = gather_lists(self.rows), sum(gather_lists([self.left_out]))
+        rows, failures = gather_lists(self.rows), gather_lists(self.failures)
+        left_out = sum(gather_lists([self.left_out]))
         if not trainer.is_global_zero:
             return
         import wandb
@@ -161,10 +167,14 @@ class WandbCounterfactuals(Callback):
         ]
         with staged_in(Path(trainer.logger.save_dir) / "wandb" / "data"):
             trainer.logger.log_table("counterfactuals", columns=COLUMNS, data=data)
+            if failures:
+                trainer.logger.log_table("failures", columns=FAILURE_COLUMNS, data=failures)
             plot = confidence_plot(rows)
             if plot is not None:
                 trainer.logger.experiment.log({"confidence_steps": plot})
         trainer.logger.log_image("panels", images=[row.panel for row in rows], caption=[row.caption for row in rows])
-        trainer.logger.log_metrics({"table/rows": len(rows), "table/left_out": left_out})
+        trainer.logger.log_metrics(
+            {"table/rows": len(rows), "table/left_out": left_out, "table/failures": len(failures)}
+        )
         if left_out:
             log.info("W&B table holds %d counterfactuals; %d more are only in the results folder", len(rows), left_out)

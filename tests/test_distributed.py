@@ -19,6 +19,7 @@ from cli_helpers import (
     counts_of,
     environment,
     free_port,
+    good_sample,
     ldce,
     outputs_of,
     predict_args,
@@ -27,6 +28,7 @@ from cli_helpers import (
     tiny_config,
     uneven_shards,
     wandb_run_config,
+    write_shard,
 )
 from PIL import Image
 
@@ -118,11 +120,13 @@ def test_a_killed_run_resumes_to_the_same_outputs_without_redoing_work(data, ref
     assert outputs_of(out) == reference
 
 
-def test_wandb_offline_run_holds_the_config_table_panels_and_curve_inside_the_output_folder(data, tmp_path):
+def test_wandb_offline_run_holds_the_config_tables_panels_and_curve_inside_the_output_folder(tmp_path):
     """The offline run carries the parsed config (method hyperparameters included), is named after the
-    output folder, and keeps every file it writes (the table's staged images too) inside that folder."""
-    folder, urls = data
-    config, out = tiny_config(tmp_path, urls), tmp_path / "out"
+    output folder, keeps every file it writes (the table's staged images too) inside that folder, and
+    lists the input that could not be used in the table ``failures``."""
+    broken = {**good_sample(6), "__key__": "broken", "png": b"not a png"}
+    write_shard(tmp_path / "shard.tar", [good_sample(i) for i in range(6)] + [broken])
+    config, out = tiny_config(tmp_path, str(tmp_path / "shard.tar")), tmp_path / "out"
     ldce(*predict_args(config, out, "--wandb.mode", "offline", "--wandb_table.max_rows_per_rank", "5"))
     (run,) = glob.glob(str(out / "wandb" / "offline-run-*"))
     run_config, run_name = wandb_run_config(next(Path(run).glob("run-*.wandb")))
@@ -145,6 +149,10 @@ def test_wandb_offline_run_holds_the_config_table_panels_and_curve_inside_the_ou
     (curve,) = glob.glob(f"{run}/files/media/table/confidence_steps_table_*.table.json")
     lines = json.loads(open(curve).read())["data"]
     assert len(lines) == 5 * 5, "p(target) at each of the 5 guided steps of the 5 rows"
+    (failures_file,) = glob.glob(f"{run}/files/media/table/failures_*.table.json")
+    failures = json.loads(open(failures_file).read())
+    assert failures["columns"] == ["key", "reason", "shard"]
+    assert [row[0] for row in failures["data"]] == ["broken"] and failures["data"][0][1]
 
 
 def test_torchrun_two_processes_write_every_sample_once(data, reference, tmp_path):
