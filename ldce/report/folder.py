@@ -13,6 +13,7 @@ from typing import Literal, get_args
 
 from ldce.metrics import CD, COUT, FID, LPIPS, MNAC, Closeness, CosineSimilarity, FlipRate, SplitFID
 from ldce.results import store
+from ldce.results.captions import STATUS_IDS, status_of
 from ldce.results.manifest import MANIFEST, RunManifest, read_manifest
 from ldce.results.record import Record, RecordError, run_means
 from ldce.results.store import Unreadable
@@ -50,7 +51,7 @@ def outcome(record: Record) -> Outcome:
     (it calls the counterfactual the target); or not_flipped."""
     if not record.done:
         return "failed"
-    return "already_target" if record.already_target else "flipped" if record.flipped else "not_flipped"
+    return STATUS_IDS[status_of(record.already_target, record.flipped)]
 
 
 def origin(record: Record) -> str | None:

@@ -12,6 +12,8 @@ from ldce.results.record import Record
 
 FLIPPED, NOT_FLIPPED, ALREADY_TARGET = "flipped", "NOT flipped", "already target"
 """The statuses in the words ``report.html`` uses (``NOT`` in capitals, to stand out in a picture)."""
+STATUS_IDS = {FLIPPED: "flipped", NOT_FLIPPED: "not_flipped", ALREADY_TARGET: "already_target"}
+"""Each status as an identifier (report filters, CSS classes)."""
 STATUS_COLOURS = {FLIPPED: "#1a7f37", NOT_FLIPPED: "#cf222e", ALREADY_TARGET: "#9a6700"}
 """Green, red, amber: the caption's first line and (for the last two) the row's frame."""
 
@@ -59,10 +61,8 @@ class Outcome:
 
     @property
     def status(self) -> str:
-        """:data:`ALREADY_TARGET`, :data:`FLIPPED` or :data:`NOT_FLIPPED`."""
-        if self.already_target:
-            return ALREADY_TARGET
-        return FLIPPED if self.flipped else NOT_FLIPPED
+        """:data:`ALREADY_TARGET`, :data:`FLIPPED` or :data:`NOT_FLIPPED` (:func:`status_of`)."""
+        return status_of(self.already_target, self.flipped)
 
     def lines(self) -> list[str]:
         """``s003 · Dress → Coat: NOT flipped`` / ``classifier: Dress (p 0.91) → Shirt (p 0.55)`` /
@@ -93,3 +93,12 @@ def _with_p(name: str, p: float | None) -> str:
 def wrapped(lines: list[str], width: int) -> list[str]:
     """Each line broken into lines of at most ``width`` characters (long words split), in order."""
     return [part for line in lines for part in textwrap.wrap(line, max(1, width), break_long_words=True) or [""]]
+
+
+def status_of(already_target: bool, flipped: bool) -> str:
+    """An explained input's status, the one rule: :data:`ALREADY_TARGET` when the classifier called the
+    original the target (nothing to flip, whatever it calls the counterfactual), else :data:`FLIPPED` when
+    it calls the counterfactual the target, else :data:`NOT_FLIPPED`."""
+    if already_target:
+        return ALREADY_TARGET
+    return FLIPPED if flipped else NOT_FLIPPED
