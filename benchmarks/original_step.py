@@ -26,6 +26,9 @@ Prepare the original's checkout and a separate virtual environment (never the pr
     git clone https://github.com/lmb-freiburg/ldce /tmp/orig-ldce   # commit 6519597 was measured
     bash benchmarks/original_env.sh /tmp/orig-venv                   # torch 2.14.1 + the original's deps + ldce
 
+A snapshot without ``data/*.p`` serves as well: the original imports only ``data/imagenet_classnames.py``
+from ``data/`` (through ``ldm/models/diffusion/cc_ddim.py``).
+
 Run (from the repository root)::
 
     PYTHONPATH=$PWD /tmp/orig-venv/bin/python benchmarks/original_step.py --original /tmp/orig-ldce \\
