@@ -7,7 +7,8 @@ projected / zero_binning consensus), on CPU with ``--threads`` (2) intra-op thre
 driven as its ``scripts/ldce.py`` drives it: ``get_model`` loads the checkpoint, a ``CCMDDIMSampler``
 with the run's options, ``make_schedule``, ``init_images``, the first-stage encoding, then
 ``generate_samples``. ldce runs ``ldce.method.explain.explain`` with ``config_of(ldce_run.json)``,
-once per variant (``plain``, ``contiguous_attention``, ``joint_halves``; see ``step_cost.VARIANTS``).
+once per variant (``plain``, ``contiguous_attention``, ``joint_halves``, ``compile``, ``compile_channels_last``;
+see ``step_cost.VARIANTS``). With ``compile`` the warm-up round compiles: the column ``first run s``.
 
 The implementations are interleaved (original, each ldce variant, original, …) for ``--repeats``
 rounds after one warm-up round, so load on the shared machine hits all alike. Per round it records
@@ -211,8 +212,8 @@ def ldce_runner(backbone, classifier, run: dict[str, torch.Tensor], config) -> C
 
 
 def interleaved(runners: dict[str, Callable], repeats: int) -> tuple[dict, dict, dict]:
-    """Per runner: every guided step's seconds, every whole run's seconds (rounds 1…repeats, round 0 is the
-    warm-up) and the final latent of the last run."""
+    """Per runner: every guided step's seconds (rounds 1…repeats), every whole run's seconds (round 0, the
+    warm-up, first: with ``compile`` it includes compiling) and the final latent of the last run."""
     steps = {name: [] for name in runners}
     runs = {name: [] for name in runners}
     latents = {}
@@ -222,9 +223,9 @@ def interleaved(runners: dict[str, Callable], repeats: int) -> tuple[dict, dict,
             start = time.perf_counter()
             latents[name] = once(times).detach()
             elapsed = time.perf_counter() - start
+            runs[name].append(elapsed)
             if round_:
                 steps[name] += times
-                runs[name].append(elapsed)
     return steps, runs, latents
 
 
@@ -267,7 +268,11 @@ def main() -> None:
     parser.add_argument("--golden", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "golden")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--variants", nargs="+", default=["plain", "contiguous_attention", "joint_halves"])
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=["plain", "contiguous_attention", "joint_halves", "compile", "compile_channels_last"],
+    )
     parser.add_argument("--profile", action="store_true", help="also print the per-operator comparison")
     parser.add_argument("--profile-rows", type=int, default=25)
     parser.add_argument("--by-shape", action="store_true", help="profile rows per operator and input shapes")
@@ -292,7 +297,10 @@ def main() -> None:
         f"# CPU, torch {torch.__version__}, {torch.get_num_threads()} threads, batch {len(run['image01'])}, "
         f"{guided} guided steps per run, {args.repeats} interleaved rounds after a warm-up"
     )
-    print(f"{'implementation':<22} {'ms/step median [min, max]':>27} {'run ms/step':>12} {'orig/this':>10}  latent")
+    print(
+        f"{'implementation':<22} {'ms/step median [min, max]':>27} {'run ms/step':>12} {'orig/this':>10} "
+        f"{'first run s':>12}  latent"
+    )
     expected = run["samples_latent"]
     scale = expected.abs().max().item()
     base = statistics.median(steps["original"])
@@ -300,8 +308,8 @@ def main() -> None:
         agreement = (latents[name] - expected).abs().max().item() / scale
         versus = (latents[name] - latents["original"]).abs().max().item() / scale
         print(
-            f"{name:<22} {spread(steps[name]):>27} {1000 * statistics.median(runs[name]) / guided:12.1f} "
-            f"{base / statistics.median(steps[name]):9.2f}×  "
+            f"{name:<22} {spread(steps[name]):>27} {1000 * statistics.median(runs[name][1:]) / guided:12.1f} "
+            f"{base / statistics.median(steps[name]):9.2f}× {runs[name][0]:12.1f}  "
             f"rel max|Δ| vs golden {agreement:.1e}, vs original here {versus:.1e}"
         )
     if args.profile:

@@ -55,6 +55,7 @@ VARIANTS = {
     "compile": (Speedups(compile=True), {}),
     "joint_halves": (Speedups(), {"halves": "joint"}),
     "contiguous_attention": (Speedups(contiguous_attention=True), {}),
+    "compile_channels_last": (Speedups(compile=True, channels_last=True), {}),
 }
 """Each variant: the backbone's speed switches and ``LDCEConfig`` overrides. ``plain`` is the default."""
 PART_NAMES = {"eps2B": "eps 2B", "dec": "decode B", "clf": "classifier fwd+bwd", "VJPs": "2 VJPs"}
