@@ -127,7 +127,8 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def did_you_mean(unknown: str, known: Iterable[str], cutoff: float = 0.6) -> str:
-    """``"; did you mean X?"`` for the ``known`` value closest to ``unknown`` (difflib's ratio ≥ ``cutoff``),
-    empty when none is that close: the one wording of every "unknown name" message."""
-    close = difflib.get_close_matches(unknown, list(known), n=1, cutoff=cutoff)
-    return f"; did you mean {close[0]}?" if close else ""
+    """``"; did you mean X?"`` for the ``known`` value closest to ``unknown`` ignoring case (difflib's ratio
+    ≥ ``cutoff``), empty when none is that close: the one wording of every "unknown name" message."""
+    by_folded = {name.casefold(): name for name in reversed(list(known))}
+    close = difflib.get_close_matches(unknown.casefold(), list(by_folded), n=1, cutoff=cutoff)
+    return f"; did you mean {by_folded[close[0]]}?" if close else ""

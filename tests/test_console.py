@@ -39,6 +39,7 @@ def config(tmp_path_factory):
     write_shard(folder / "a.tar", [good_sample(0)])
     (folder / "photo.png").write_bytes(png(0))
     (folder / "list.yaml").write_text("- model\n- data\n")
+    (folder / "typo.yaml").write_text("model:\n  method:\n    scael: 2.0\n")
     return folder, tiny_config(folder, str(folder / "a.tar"))
 
 
@@ -53,6 +54,9 @@ def config(tmp_path_factory):
             "did you mean dino_cossim?",
         ),
         (["predict", "--model.method.guidance", "proj"], "'proj' is not one of projected, unprojected, free"),
+        (["predict", "--model.method.cone_projection_type", "DEFAULT"], "default; did you mean default?"),
+        (["predict", "--model.method.enforce_same_norms", "maybe"], "'maybe' is not one of true, false"),
+        (["predict", "--config", "{folder}/typo.yaml"], "'model.method.scael'; did you mean --model.method.scale?"),
         (["predict", "--data.init_args.urls", "{folder}/nowhere.tar"], "1 of 1 shards not found"),
         (["predict", "--data.init_args.urls", "{folder}/photo.png"], "is an image, not a WebDataset shard"),
         (["explain", "{folder}/nowhere.png"], "nowhere.png: no such file or folder"),
@@ -74,6 +78,9 @@ def config(tmp_path_factory):
         "unknown key",
         "unknown choice of ints and names",
         "unknown choice of names",
+        "choice in another case",
+        "not a boolean",
+        "unknown key in a config file",
         "missing shard",
         "image as shard",
         "missing image",

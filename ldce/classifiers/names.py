@@ -73,8 +73,13 @@ def class_of(value: int | str, names: Sequence[str] | None, what: str) -> int:
     )
 
 
+LISTED_NAMES = 20
+"""Up to this many class names, a name matching none is answered with all of them."""
+
+
 def _closest(value: str, names: Sequence[str]) -> str:
-    """The "did you mean" hint for an unknown class name: the one name that :func:`normalised` ``value``
-    begins (``tshirt`` → ``T-shirt/top``), else the closest by spelling."""
+    """The hint for an unknown class name: the one name that :func:`normalised` ``value`` begins
+    (``tshirt`` → ``T-shirt/top``), else the closest by spelling, else (few classes) every name."""
     starts = [name for name in names if normalised(name).startswith(normalised(value))]
-    return did_you_mean(value, starts if len(starts) == 1 else names, cutoff=0.0 if len(starts) == 1 else 0.6)
+    hint = did_you_mean(value, starts if len(starts) == 1 else names, cutoff=0.0 if len(starts) == 1 else 0.6)
+    return hint or (f": {', '.join(names)}" if len(names) <= LISTED_NAMES else "")

@@ -7,7 +7,8 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 from jsonargparse import DefaultHelpFormatter
@@ -70,10 +71,21 @@ class LDCEParser(LightningArgumentParser):
             return None
         key, value = found.group(1), found.group(2).strip()
         hints = [vars(action).get("_typehint") for action in self.actions() if action.dest == key]
-        choices = [str(c) for hint in hints if get_origin(hint) is Literal for c in get_args(hint)]
+        choices = [choice for hint in hints for choice in _choices(hint)]
         if not choices:
             return None
         return f"--{key}: {value!r} is not one of {', '.join(choices)}{did_you_mean(value, choices)}"
+
+
+def _choices(hint: Any) -> list[str]:
+    """The values a ``Literal``, ``bool`` or optional one of them allows, as typed on a command line."""
+    if hint is bool:
+        return ["true", "false"]
+    if get_origin(hint) is Literal:
+        return [str(choice) for choice in get_args(hint)]
+    if get_origin(hint) in (Union, UnionType) and type(None) in get_args(hint):
+        return [choice for arg in get_args(hint) if arg is not type(None) for choice in _choices(arg)]
+    return []
 
 
 def current_form(args: list[str]) -> list[str]:
