@@ -28,7 +28,16 @@ Prepare the original's checkout and a separate virtual environment (never the pr
     bash benchmarks/original_env.sh /tmp/orig-venv                   # torch 2.14.1 + the original's deps + ldce
 
 A snapshot without ``data/*.p`` serves as well: the original imports only ``data/imagenet_classnames.py``
-from ``data/`` (through ``ldm/models/diffusion/cc_ddim.py``).
+from ``data/`` (through ``ldm/models/diffusion/cc_ddim.py``); e.g. from a bare git directory ``G``::
+
+    mkdir -p /tmp/orig-ldce/data
+    git --git-dir=G archive HEAD -- . ':(exclude)data' | tar -x -C /tmp/orig-ldce
+    git --git-dir=G show HEAD:data/imagenet_classnames.py > /tmp/orig-ldce/data/imagenet_classnames.py
+
+The original's sampler ends the run when one DDIM iteration takes over 6 s (a heavily loaded machine);
+the script then says so. The original reproduces the golden latent bitwise with 2 threads (the golden
+run's), not with another ``--threads``. With ``compile``, the first run (``first run s``) compiles:
+minutes with an empty inductor cache, seconds once the cache holds the graphs.
 
 Run (from the repository root)::
 
@@ -153,6 +162,19 @@ def step_timer(owner: object, name: str, times: list[float]) -> Iterator[list[ob
         setattr(owner, name, inner)
 
 
+@contextlib.contextmanager
+def _original_guard() -> Iterator[None]:
+    """The original's sampler ends the process (``sys.exit(1)``, its message silenced here) when one DDIM
+    iteration takes over 6 s, as on a heavily loaded machine: say so instead of exiting silently."""
+    try:
+        yield
+    except SystemExit as exit_:
+        raise SystemExit(
+            "the original's sampler stopped the run (its limit: 6 s per DDIM iteration; the machine is too "
+            "busy for --threads here: retry on a quieter machine or with --threads 1)"
+        ) from exit_
+
+
 def original_runner(original, model, classifier, run: dict[str, torch.Tensor], meta: dict) -> Callable:
     """One whole original run per call, as ``scripts/ldce.py`` drives it; the call records step times into
     its argument and returns the final latent (B, C, h, w)."""
@@ -175,20 +197,21 @@ def original_runner(original, model, classifier, run: dict[str, torch.Tensor], m
             sampler.init_images = image01
             with torch.no_grad():
                 init_latent = model.get_first_stage_encoding(model.encode_first_stage(2 * image01 - 1))
-            original.helpers.generate_samples(
-                model,
-                sampler,
-                targets,
-                meta["ddim_steps"],
-                meta["scale"],
-                init_image=image01,
-                t_enc=meta["t_enc"],
-                init_latent=init_latent,
-                ccdddim=True,
-                ddim_eta=meta["ddim_eta"],
-                latent_t_0=meta["latent_t_0"],
-                seed=meta["seed"],
-            )
+            with _original_guard():
+                original.helpers.generate_samples(
+                    model,
+                    sampler,
+                    targets,
+                    meta["ddim_steps"],
+                    meta["scale"],
+                    init_image=image01,
+                    t_enc=meta["t_enc"],
+                    init_latent=init_latent,
+                    ccdddim=True,
+                    ddim_eta=meta["ddim_eta"],
+                    latent_t_0=meta["latent_t_0"],
+                    seed=meta["seed"],
+                )
         return results[-1][0]
 
     return once
