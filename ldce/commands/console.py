@@ -84,7 +84,8 @@ def suggestion(unknown: str, known: Iterable[str]) -> str:
 
 def unknown_key(message: str) -> str | None:
     """The option or key a parser message says it does not know, if it says so."""
-    pattern = r"(?:does not accept nested key|does not accept option|unrecognized arguments:|no such option)\s*[\"']?(--?[\w.]+|[\w.]+)"
+    says = r"(?:does not accept nested key|does not accept option|unrecognized arguments:|no such option)"
+    pattern = says + r"\s*[\"']?(--?[\w.]+|[\w.]+)"
     found = re.search(pattern, message, flags=re.IGNORECASE)
     return found.group(1) if found else None
 
