@@ -9,8 +9,9 @@ Batches are :class:`ldce.datamodules.batch.InputBatch`: the usable samples (deco
 (corrupt/truncated/missing image, an image mode that cannot be shown faithfully, an invalid label
 or target, invalid JSON; a missing label is no failure: the classifier's prediction stands in) and
 the keys skipped as already done. Decoding never raises: one odd file costs that file, not the run.
-Local shards are checked before any model loads (every missing one named in one error), keys that occur twice are renamed or refused, and a shard that breaks part-way gives
-its readable samples plus one failure naming the shard (``ldce.datamodules.tar_reading``).
+Local shards are checked before any model loads (every missing one named in one error), keys that
+occur twice are renamed or refused, and a shard that breaks part-way gives its readable samples plus
+one failure naming the shard (``ldce.datamodules.tar_reading``).
 """
 
 from __future__ import annotations
