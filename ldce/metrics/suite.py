@@ -65,12 +65,18 @@ Feed = Callable[[Outputs], tuple]
 """The arguments of a metric's ``update`` for one batch, taken from the pairs and the networks' outputs."""
 
 
+UNDEFINED = (
+    "metric {name} is undefined for these inputs: too few (a Fréchet distance needs at least 2 images on "
+    "each side, sFID 2 in each half)"
+)
+
+
 class MetricSuite(nn.Module):
     """Named metrics, the networks they judge with, and the metrics that could not be built (``errors``).
 
     ``update`` adds a batch on this rank; ``compute`` syncs every metric across ranks (a collective:
     every rank calls it, also one without pairs) and returns plain floats, ``None`` where undefined
-    (no pairs; FID with fewer than 2).
+    (no pairs; FID with fewer than 2), saying why in :meth:`problems`.
     """
 
     def __init__(
@@ -81,6 +87,7 @@ class MetricSuite(nn.Module):
         self.metrics = nn.ModuleDict({name: metric for name, (metric, _) in metrics.items()})
         self.feeds = {name: feed for name, (_, feed) in metrics.items()}
         self.errors = dict(errors)
+        self.undefined: dict[str, str] = {}
 
     @torch.no_grad()
     def update(self, pairs: Pairs) -> None:
@@ -97,8 +104,15 @@ class MetricSuite(nn.Module):
             for name, metric in self.metrics.items():
                 value = float(metric.compute())
                 values[name] = None if math.isnan(value) else value
+        self.undefined = {name: UNDEFINED.format(name=name) for name, value in values.items() if value is None}
         return values
 
+    def problems(self) -> dict[str, str]:
+        """Why a metric has no value: it could not be built (``errors``) or is undefined for the inputs
+        the last :meth:`compute` saw."""
+        return self.errors | self.undefined
+
     def reset(self) -> None:
+        self.undefined = {}
         for metric in self.metrics.values():
             metric.reset()
