@@ -31,6 +31,13 @@ class Failure:
     damaged_shard: bool = False
 
 
+def failure_reason(error: Exception) -> str:
+    """Why an input could not be used, one line: a ``ValueError`` is ldce's own explanation (an
+    unsupported image, a missing image, an invalid label) and stands alone; any other error (the file
+    system's, an image library's) keeps its type, e.g. ``OSError: image file is truncated``."""
+    return str(error) if isinstance(error, ValueError) else f"{type(error).__name__}: {error}"
+
+
 @dataclass(frozen=True)
 class InputBatch:
     """One batch of inputs.

@@ -19,7 +19,16 @@ from torch.utils.data import DataLoader, Dataset
 
 from ldce.checks import validated
 from ldce.classifiers.names import read_class_names
-from ldce.datamodules.batch import UNKNOWN, Decoded, DoneInputs, Failure, Skipped, already_done, collate
+from ldce.datamodules.batch import (
+    UNKNOWN,
+    Decoded,
+    DoneInputs,
+    Failure,
+    Skipped,
+    already_done,
+    collate,
+    failure_reason,
+)
 from ldce.datamodules.folders import ShardItem, collect_items, mask_path
 from ldce.datamodules.keys import unique_keys
 from ldce.images import ResizeMode, decode_image, region_mask
@@ -51,7 +60,7 @@ class ImageFiles(Dataset):
             mask = mask.read_bytes() if mask.is_file() else None
             region = region_mask(mask, None, data, self.image_size, self.resize_mode)
         except Exception as error:  # one unusable file costs that file, not the run
-            return Failure(key, f"{type(error).__name__}: {error}", str(item.path))
+            return Failure(key, failure_reason(error), str(item.path))
         meta = {"path": str(item.path)} | ({} if item.class_name is None else {"class_name": item.class_name})
         return Decoded(key, str(item.path), None, image, label, target, UNKNOWN, meta, region)
 

@@ -29,7 +29,16 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
 from ldce.checks import class_index, validated
-from ldce.datamodules.batch import UNKNOWN, Decoded, DoneInputs, Failure, Skipped, already_done, collate
+from ldce.datamodules.batch import (
+    UNKNOWN,
+    Decoded,
+    DoneInputs,
+    Failure,
+    Skipped,
+    already_done,
+    collate,
+    failure_reason,
+)
 from ldce.datamodules.folders import IMAGE_EXTENSIONS, MASK
 from ldce.datamodules.tar_reading import (
     FAILURE,
@@ -85,7 +94,7 @@ class SampleDecoder:
         try:
             return self._decode(sample, key, shard)
         except Exception as error:  # one unusable sample must not end the run: it is reported instead
-            return Failure(key, f"{type(error).__name__}: {error}", shard)
+            return Failure(key, failure_reason(error), shard)
 
     def _decode(self, sample: dict, key: str, shard: str | None) -> Decoded | Skipped:
         """Labels first (cheap; an input already done is passed over here), then the image; raises on
