@@ -19,16 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ldce.checks import validated
 from ldce.classifiers.names import read_class_names
-from ldce.datamodules.batch import (
-    UNKNOWN,
-    Decoded,
-    DoneInputs,
-    Failure,
-    Skipped,
-    already_done,
-    collate,
-    failure_reason,
-)
+from ldce.datamodules.batch import UNKNOWN, Decoded, DoneInputs, Failure, Skipped, already_done, collate, failure_reason
 from ldce.datamodules.folders import ShardItem, collect_items, mask_path
 from ldce.datamodules.keys import unique_keys
 from ldce.images import ResizeMode, decode_image, region_mask

@@ -29,16 +29,7 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
 from ldce.checks import class_index, validated
-from ldce.datamodules.batch import (
-    UNKNOWN,
-    Decoded,
-    DoneInputs,
-    Failure,
-    Skipped,
-    already_done,
-    collate,
-    failure_reason,
-)
+from ldce.datamodules.batch import UNKNOWN, Decoded, DoneInputs, Failure, Skipped, already_done, collate, failure_reason
 from ldce.datamodules.folders import IMAGE_EXTENSIONS, MASK
 from ldce.datamodules.tar_reading import (
     FAILURE,
