@@ -153,4 +153,8 @@ class RunSummary(Callback):
                     "evaluation_scope": kept.get("evaluation_scope", "an earlier run") + " (kept: this run made none)"
                 }
         scope = f"the {made} counterfactuals this run made, of {in_folder} in the folder"
-        return {"evaluation": evaluation, "evaluation_errors": self.suite.problems(), "evaluation_scope": scope}
+        return {
+            "evaluation": evaluation,
+            "evaluation_errors": self.suite.problems(evaluation),
+            "evaluation_scope": scope,
+        }

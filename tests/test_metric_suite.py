@@ -182,14 +182,14 @@ def test_cd_is_built_from_training_labels_and_needs_the_queried_attribute(tmp_pa
         _correlation_difference(unset)
 
 
-def test_a_metric_undefined_for_too_few_inputs_says_why_and_a_reset_forgets_it():
+def test_a_metric_undefined_for_too_few_inputs_says_why_and_a_defined_one_does_not():
     suite = _suite()
     suite.update(_pairs([0]))
     values = suite.compute()
     undefined = {name for name, value in values.items() if value is None}
-    assert {"fid_toy", "sfid_toy"} <= undefined and set(suite.problems()) == undefined
-    assert "too few" in suite.problems()["fid_toy"]
+    assert {"fid_toy", "sfid_toy"} <= undefined and set(suite.problems(values)) == undefined
+    assert "too few" in suite.problems(values)["fid_toy"]
     suite.reset()
     suite.update(_pairs([0, 1, 2, 3, 4]))
     values = suite.compute()
-    assert values["fid_toy"] is not None and "fid_toy" not in suite.problems()
+    assert values["fid_toy"] is not None and "fid_toy" not in suite.problems(values)

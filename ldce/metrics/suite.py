@@ -76,7 +76,7 @@ class MetricSuite(nn.Module):
 
     ``update`` adds a batch on this rank; ``compute`` syncs every metric across ranks (a collective:
     every rank calls it, also one without pairs) and returns plain floats, ``None`` where undefined
-    (no pairs; FID with fewer than 2), saying why in :meth:`problems`.
+    (no pairs; FID with fewer than 2), :meth:`problems` says why.
     """
 
     def __init__(
@@ -87,7 +87,6 @@ class MetricSuite(nn.Module):
         self.metrics = nn.ModuleDict({name: metric for name, (metric, _) in metrics.items()})
         self.feeds = {name: feed for name, (_, feed) in metrics.items()}
         self.errors = dict(errors)
-        self.undefined: dict[str, str] = {}
 
     @torch.no_grad()
     def update(self, pairs: Pairs) -> None:
@@ -104,15 +103,13 @@ class MetricSuite(nn.Module):
             for name, metric in self.metrics.items():
                 value = float(metric.compute())
                 values[name] = None if math.isnan(value) else value
-        self.undefined = {name: UNDEFINED.format(name=name) for name, value in values.items() if value is None}
         return values
 
-    def problems(self) -> dict[str, str]:
-        """Why a metric has no value: it could not be built (``errors``) or is undefined for the inputs
-        the last :meth:`compute` saw."""
-        return self.errors | self.undefined
+    def problems(self, values: dict[str, float | None]) -> dict[str, str]:
+        """Why a metric has no value: it could not be built (``errors``) or is undefined (``None`` in
+        ``values``, what :meth:`compute` returned) for the inputs it saw."""
+        return self.errors | {name: UNDEFINED.format(name=name) for name, value in values.items() if value is None}
 
     def reset(self) -> None:
-        self.undefined = {}
         for metric in self.metrics.values():
             metric.reset()

@@ -218,7 +218,7 @@ def evaluate(
         "skipped": {"count": len(skipped), "items": [asdict(u) for u in skipped]},
         "metrics": run_means(scored),
         "evaluation": evaluator.values,
-        "evaluation_errors": suite.problems(),
+        "evaluation_errors": suite.problems(evaluator.values),
     }
     store.write_json(folder / "metrics.json", result)
     log.info("metrics of %s:\n%s", folder, table(result))
