@@ -320,8 +320,9 @@ def main() -> None:
         f"# CPU, torch {torch.__version__}, {torch.get_num_threads()} threads, batch {len(run['image01'])}, "
         f"{guided} guided steps per run, {args.repeats} interleaved rounds after a warm-up"
     )
+    width = max(len(name) for name in runners)
     print(
-        f"{'implementation':<22} {'ms/step median [min, max]':>27} {'run ms/step':>12} {'orig/this':>10} "
+        f"{'implementation':<{width}} {'ms/step median [min, max]':>27} {'run ms/step':>12} {'orig/this':>10} "
         f"{'first run s':>12}  latent"
     )
     expected = run["samples_latent"]
@@ -331,7 +332,7 @@ def main() -> None:
         agreement = (latents[name] - expected).abs().max().item() / scale
         versus = (latents[name] - latents["original"]).abs().max().item() / scale
         print(
-            f"{name:<22} {spread(steps[name]):>27} {1000 * statistics.median(runs[name][1:]) / guided:12.1f} "
+            f"{name:<{width}} {spread(steps[name]):>27} {1000 * statistics.median(runs[name][1:]) / guided:12.1f} "
             f"{base / statistics.median(steps[name]):9.2f}× {runs[name][0]:12.1f}  "
             f"rel max|Δ| vs golden {agreement:.1e}, vs original here {versus:.1e}"
         )

@@ -56,6 +56,16 @@ VARIANTS = {
     "joint_halves": (Speedups(), {"halves": "joint"}),
     "contiguous_attention": (Speedups(contiguous_attention=True), {}),
     "compile_channels_last": (Speedups(compile=True, channels_last=True), {}),
+    "stacked_noise_vjp": (Speedups(), {"stacked_noise_vjp": True}),
+    "compile_channels_last_stacked": (Speedups(compile=True, channels_last=True), {"stacked_noise_vjp": True}),
+    "compile_channels_last_stacked_joint": (
+        Speedups(compile=True, channels_last=True),
+        {"stacked_noise_vjp": True, "halves": "joint"},
+    ),
+    "compile_cpp_channels_last_stacked_joint": (
+        Speedups(compile=True, cpp_wrapper=True, channels_last=True),
+        {"stacked_noise_vjp": True, "halves": "joint"},
+    ),
 }
 """Each variant: the backbone's speed switches and ``LDCEConfig`` overrides. ``plain`` is the default."""
 PART_NAMES = {"eps2B": "eps 2B", "dec": "decode B", "clf": "classifier fwd+bwd", "VJPs": "2 VJPs"}

@@ -4,14 +4,16 @@ activations after diffusers' attention (ldce.backbones.speedups), each the same 
 from __future__ import annotations
 
 import copy
+import dataclasses
 
+import pytest
 import torch
 from tolerance import assert_close_to_scale
 from toy import ToyBackbone, toy_classifier, toy_images
 
 from ldce.backbones.speedups import Speedups, apply_speedups
 from ldce.method.config import LDCEConfig
-from ldce.method.halves import noise_halves
+from ldce.method.halves import noise_halves, stacked
 from ldce.method.sampler import guided_step
 from ldce.method.schedule import ddim_grid
 from ldce.method.terms import Task
@@ -69,3 +71,38 @@ def test_contiguous_attention_keeps_the_decoder_after_its_mid_block_attention_co
         layouts.append(seen)
     assert layouts == [[False], [True]]
     assert_close_to_scale(images[1], images[0], rel=1e-6)
+
+
+class BatchSizes(ToyBackbone):
+    """A toy backbone that records the batch size of every noise-model call and whether it was in a graph."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[int, bool]] = []
+
+    def eps(self, latents, timesteps, cond):
+        self.calls.append((len(latents), torch.is_grad_enabled()))
+        return super().eps(latents, timesteps, cond)
+
+
+@pytest.mark.parametrize(("halves", "calls"), [("separate", [(4, False), (8, True)]), ("joint", [(12, True)])])
+def test_stacked_noise_vjp_computes_e_u_on_two_copies_and_keeps_the_step(halves, calls):
+    """With two gradient terms (classifier, distance), stacked_noise_vjp runs e_u on 2B latents (joint: with
+    e_c, 3B) and gives the per-term step up to round-off."""
+    backbone, classifier = BatchSizes(), toy_classifier()
+    grid, task = ddim_grid(backbone.alphas_cumprod, 20), _task(backbone, toy_images(4))
+    z = torch.randn(4, 4, 4, 4, generator=torch.Generator().manual_seed(4))
+    config = LDCEConfig(ddim_steps=20, halves=halves)
+    per_term = guided_step(backbone, classifier, z, 9, grid, task, config)[0]
+    backbone.calls.clear()
+    stacked = guided_step(backbone, classifier, z, 9, grid, task, dataclasses.replace(config, stacked_noise_vjp=True))
+    assert backbone.calls == calls
+    assert_close_to_scale(stacked[0], per_term, rel=1e-5)
+
+
+def test_one_copy_keeps_the_callers_tensors_so_the_default_step_runs_the_same_kernels():
+    """Without stacking, the latents and conditioning reach the noise model as given (no copy that could
+    change their layout, and with it the kernels and the last bits of the default step)."""
+    z, null = torch.randn(4, 4, 4, 4), torch.randn(1, 8).expand(4, 8)
+    assert stacked(z, 1) is z and stacked(null, 1) is null
+    assert torch.equal(stacked(null, 3), torch.cat([null, null, null]))

@@ -14,7 +14,7 @@ from toy import ToyClassifier
 from ldce.method.guided import predicted_clean_latent
 from ldce.method.terms import Task
 from ldce.method.terms.classifier import classifier_gradient
-from ldce.method.vjp import scaled_vjp
+from ldce.method.vjp import cut_vjp, scaled_vjp
 from ldce.testing.models import tiny_stable_diffusion
 
 
@@ -38,26 +38,33 @@ def test_bf16_autocast_runs_only_the_networks_in_bf16(guidance):
         assert (mixed - plain).norm() / plain.norm() < 2e-2
 
 
-def _latent_gradient(backbone, z, vector, dtype):
+def _latent_gradient(backbone, z, vector, dtype, cut=False):
     leaf = z.detach().requires_grad_(True)
     alpha, t = backbone.alphas_cumprod[500], torch.full((len(z),), 500)
     with torch.autocast("cpu", dtype or torch.float32, enabled=dtype is not None):
         null = backbone.conditioning(torch.zeros(len(z), dtype=torch.long))[1]
-        image = backbone.decode(predicted_clean_latent(leaf, backbone.eps(leaf, t, null).float(), alpha))
+        clean = predicted_clean_latent(leaf, backbone.eps(leaf, t, null).float(), alpha)
+        clean_leaf = clean.detach().requires_grad_(True) if cut else clean
+        image = backbone.decode(clean_leaf)
+    if cut:
+        return cut_vjp(image, clean_leaf, clean, leaf, vector[None], batched=False)[0]
     return scaled_vjp(image, leaf, vector[None])[0]
 
 
+@pytest.mark.parametrize("cut", [False, True], ids=["one graph", "cut at the clean latent"])
 @pytest.mark.parametrize("size", [1.0, 1e-7])
-def test_fp16_carries_image_gradients_of_any_size_back_to_the_latent(size):
+def test_fp16_carries_image_gradients_of_any_size_back_to_the_latent(size, cut):
     """Jᵀ·v through decoder and noise model in float16 has float32's direction and length, also
-    for v far below float16's smallest normal number (6e-5) and subnormal (6e-8)."""
+    for v far below float16's smallest normal number (6e-5) and subnormal (6e-8); also when the
+    graph is cut at ẑ0 (``cut_vjp``, stacked_noise_vjp)."""
     torch.manual_seed(0)
     backbone = tiny_stable_diffusion([f"c{i}" for i in range(10)]).eval().requires_grad_(False)
     images = torch.rand(2, 3, backbone.image_size, backbone.image_size)
     with torch.no_grad():
         z = backbone.encode(images)
     vector = size * torch.randn_like(images)
-    exact, half = _latent_gradient(backbone, z, vector, None), _latent_gradient(backbone, z, vector, torch.float16)
+    exact = _latent_gradient(backbone, z, vector, None, cut)
+    half = _latent_gradient(backbone, z, vector, torch.float16, cut)
     assert (_cosine(half, exact) > 0.99).all()
     torch.testing.assert_close(half.flatten(1).norm(dim=1), exact.flatten(1).norm(dim=1), rtol=0.05, atol=0)
 

@@ -62,6 +62,17 @@ def test_one_batched_backward_gives_both_gradients(name):
     )
 
 
+@pytest.mark.parametrize("name", sorted(BACKBONES))
+def test_one_backward_through_the_noise_model_over_stacked_copies_gives_both_gradients(name):
+    """stacked_noise_vjp: the same counterfactual within round-off (through the decoder per term, then one
+    pass through the noise model over K copies of z). The noise model then runs on 2B latents, and its
+    kernels are not batch-invariant: the tolerance of the other switches that change the float order."""
+    backbone = BACKBONES[name]()
+    assert_close_to_scale(
+        _run(backbone, dataclasses.replace(CONFIG, stacked_noise_vjp=True)), _run(backbone), rel=1e-5, rtol=1e-4
+    )
+
+
 def test_switches_are_in_effect():
     backbone = apply_speedups(
         BACKBONES["sd"](), Speedups(channels_last=True, attention="classic", gradient_checkpointing=True)
@@ -70,3 +81,14 @@ def test_switches_are_in_effect():
     assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
     assert {type(p).__name__ for p in backbone.unet.attn_processors.values()} == {"AttnProcessor"}
     assert backbone.unet.is_gradient_checkpointing and backbone.vae.is_gradient_checkpointing
+
+
+def test_cpp_wrapper_reaches_inductor_for_both_networks_and_needs_compile(monkeypatch):
+    """speedups.cpp_wrapper becomes torch.compile's inductor option for the noise model and the decoder;
+    without speedups.compile it is refused (it would do nothing)."""
+    seen = []
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, **kwargs: seen.append(kwargs))
+    apply_speedups(BACKBONES["cin_vq"](), Speedups(compile=True, cpp_wrapper=True))
+    assert seen == [{"dynamic": False, "options": {"cpp_wrapper": True}}] * 2
+    with pytest.raises(ValueError, match="cpp_wrapper applies to compiled networks only"):
+        Speedups(cpp_wrapper=True)

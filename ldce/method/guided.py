@@ -9,7 +9,9 @@ As in k-diffusion, guidance is a wrapper around the model, not a branch in the s
                                                            one graph z ↦ x̂0, if any term needs a gradient
                                                            (through e_u only with backprop_noise_model)
        (1 and 2 as two calls on B latents or one on 2B: ``halves``, ``ldce.method.halves``)
-    3. ∂L_k/∂x̂0 per term, carried back to z through the one graph (K vector–Jacobian products)
+    3. ∂L_k/∂x̂0 per term, carried back to z through the one graph (K vector–Jacobian products), or
+       with ``stacked_noise_vjp`` through the decoder to ẑ0 (K products) and then through the noise
+       model once, over K stacked copies of z (e_u computed on K·B latents; ``ldce.method.vjp.cut_vjp``)
     4. ê = e_u + scale · Σ_k score_k(d = e_c − e_u, ∂L_k/∂z, …)
 
 Under autocast (bf16/fp16) only the networks run in reduced precision: ``z``, the noise
@@ -28,7 +30,7 @@ from torch import Tensor, nn
 
 from ldce.backbones.base import Backbone
 from ldce.method.config import LDCEConfig
-from ldce.method.halves import Halves, noise_halves
+from ldce.method.halves import Halves, noise_halves, stacked
 from ldce.method.schedule import DDIMGrid
 from ldce.method.terms import (
     ClassifierFreeGuidance,
@@ -40,7 +42,7 @@ from ldce.method.terms import (
     Task,
     distance_term,
 )
-from ldce.method.vjp import scaled_vjp
+from ldce.method.vjp import cut_vjp, scaled_vjp
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,7 @@ def configured_noise_model(
         batched_vjp=config.batched_vjp,
         halves=config.halves,
         backprop_noise_model=config.backprop_noise_model,
+        stacked_noise_vjp=config.stacked_noise_vjp,
     )
 
 
@@ -137,6 +140,9 @@ class GuidedNoiseModel:
             (``joint``; ``ldce.method.halves``).
         backprop_noise_model: build the graph through ``e_u`` (``backprop_diffusion``); false: ``e_u`` is
             computed without one and ``∂L/∂z = (1/√a)·∂L/∂ẑ0``.
+        stacked_noise_vjp: the ``K`` terms' products through the noise model as one backward pass over
+            ``K`` stacked copies of ``z`` (``e_u`` computed on ``K·B`` latents); through the decoder they stay
+            ``K`` passes (there the copies' forward costs more than it saves).
     """
 
     def __init__(
@@ -149,34 +155,41 @@ class GuidedNoiseModel:
         batched_vjp: bool = False,
         halves: Halves = "separate",
         backprop_noise_model: bool = True,
+        stacked_noise_vjp: bool = False,
     ) -> None:
         if not terms:
             raise ValueError("a guided noise model needs at least one guidance term")
         self.backbone, self.terms, self.scale = backbone, list(terms), scale
         self.grid, self.task, self.batched_vjp, self.halves = grid, task, batched_vjp, halves
         self.needs_graph = any(term.needs_gradient for term in self.terms)
-        self.backprop_noise_model = backprop_noise_model
+        self.backprop_noise_model, self.stacked_noise_vjp = backprop_noise_model, stacked_noise_vjp
+        self.gradient_count = sum(term.needs_gradient for term in self.terms)
 
     @torch.enable_grad()
     def __call__(self, z: Tensor, index: int) -> GuidedNoise:
         """z: ``(B, C, h, w)`` at grid index ``index``. Returns ``ê`` ``(B, C, h, w)`` and the step's record."""
         alpha, timestep = self.grid.alphas[index], self.grid.timesteps[index]
-        t = timestep.expand(z.shape[0])
-        z = z.detach().requires_grad_(self.needs_graph)
+        batch, t = z.shape[0], timestep.expand(z.shape[0])
         through_noise = self.needs_graph and self.backprop_noise_model
-        e_c, e_u = noise_halves(self.backbone, z, t, self.task, through_noise, self.halves == "joint")
+        copies = self.gradient_count if through_noise and self.stacked_noise_vjp else 1
+        z_graph = stacked(z.detach(), copies).requires_grad_(self.needs_graph)  # (copies·B, C, h, w)
+        e_c, e_u = noise_halves(self.backbone, z_graph, t, self.task, through_noise, self.halves == "joint", copies)
         with torch.set_grad_enabled(self.needs_graph):
-            clean_latent = predicted_clean_latent(z, e_u, alpha)
-            image = self.backbone.decode(clean_latent)
+            clean_latents = predicted_clean_latent(z_graph, e_u, alpha)  # (copies·B, C, h, w)
+            decoder_input = clean_latents if copies == 1 else clean_latents[:batch].detach().requires_grad_(True)
+            image = self.backbone.decode(decoder_input)
         probe = image.detach().float()
         gradients = [_image_gradient(term, probe, self.task) for term in self.terms if term.needs_gradient]
         latent_gradients = iter(())
         if gradients:
+            vectors = torch.stack([g.gradient for g in gradients])  # (K, B, 3, H, W)
             latent_gradients = iter(
-                scaled_vjp(image, z, torch.stack([g.gradient for g in gradients]), self.batched_vjp)
+                scaled_vjp(image, z_graph, vectors, self.batched_vjp)
+                if copies == 1
+                else cut_vjp(image, decoder_input, clean_latents, z_graph, vectors, self.batched_vjp)
             )
-        e_u = e_u.detach()
-        inputs = StepInputs(index, alpha, z.detach(), e_u, e_c - e_u, clean_latent.detach(), probe, self.task)
+        z, e_u, clean_latent = z_graph[:batch].detach(), e_u[:batch].detach(), clean_latents[:batch].detach()
+        inputs = StepInputs(index, alpha, z, e_u, e_c - e_u, clean_latent, probe, self.task)
         outputs = [term.score(inputs, next(latent_gradients) if term.needs_gradient else None) for term in self.terms]
         guidance = self.scale * functools.reduce(operator.add, [output.score for output in outputs])
         eps = e_u + guidance
