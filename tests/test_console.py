@@ -3,12 +3,14 @@ user's mistake is one line on stderr with exit status 2, never a traceback or a 
 
 from __future__ import annotations
 
+import logging
 import re
 
 import pytest
 from cli_helpers import good_sample, ldce, ldce_in_process, ldce_run, png, tiny_config, write_shard
 
 import ldce as package
+from ldce.commands.console import configure
 from ldce.commands.front import COMMANDS, TOOLS
 
 
@@ -57,6 +59,12 @@ def config(tmp_path_factory):
         (["predict", "--model.method.cone_projection_type", "DEFAULT"], "default; did you mean default?"),
         (["predict", "--model.method.enforce_same_norms", "maybe"], "'maybe' is not one of true, false"),
         (["predict", "--config", "{folder}/typo.yaml"], "'model.method.scael'; did you mean --model.method.scale?"),
+        (
+            ["predict", "--data.batch_sise", "4"],
+            "--data.batch_sise: ldce.datamodules.webdataset.WebDatasetDataModule takes no option 'batch_sise'; "
+            "did you mean batch_size?",
+        ),
+        (["predict", "--data.limit", "4"], "takes no option 'limit'; its options: urls, batch_size"),
         (["predict", "--data.init_args.urls", "{folder}/nowhere.tar"], "1 of 1 shards not found"),
         (["predict", "--data.init_args.urls", "{folder}/photo.png"], "is an image, not a WebDataset shard"),
         (["explain", "{folder}/nowhere.png"], "nowhere.png: no such file or folder"),
@@ -81,6 +89,8 @@ def config(tmp_path_factory):
         "choice in another case",
         "not a boolean",
         "unknown key in a config file",
+        "unknown option of the data class",
+        "option of the data class close to none",
         "missing shard",
         "image as shard",
         "missing image",
@@ -144,3 +154,12 @@ def test_a_run_in_which_every_input_failed_is_an_error(config, tmp_path):
     assert (tmp_path / "out" / "summary.json").is_file()
     results = next(line for line in result.stderr.splitlines() if "results in" in line)
     assert results.endswith("(records.jsonl, summary.json)"), "no grid.png was written, none is claimed"
+
+
+@pytest.mark.parametrize(("level", "shown"), [("INFO", False), ("DEBUG", True)])
+def test_torch_s_compile_time_cuda_notice_is_shown_only_with_verbose(level, shown):
+    """``No CUDA runtime is found`` (torch.utils.cpp_extension, when inductor compiles on a CPU) is hidden
+    at the default level and shown with ``-v``."""
+    configure(level)
+    assert logging.getLogger("torch.utils.cpp_extension").isEnabledFor(logging.WARNING) is shown
+    configure("INFO")

@@ -112,3 +112,11 @@ def test_the_originals_backprop_diffusion_is_read_as_backprop_noise_model():
     flags, changes = migrate_argv(["--model.backprop_diffusion=false", "--model.method.backprop_diffusion", "0"])
     assert flags == ["--model.method.backprop_noise_model=false", "--model.method.backprop_noise_model", "0"]
     assert len(changes) == 2
+
+
+def test_options_that_ldce_0_1_never_had_are_not_read_as_its_keys():
+    """A later option given flat (``model.stacked_noise_vjp``) is not moved with an "ldce 0.1 key" warning:
+    it stays an unknown key, which the parser answers with the closest known one."""
+    config = {"model": {"stacked_noise_vjp": True, "halves": "joint", "cpp_wrapper": True}}
+    assert migrate_config(config) == (config, [])
+    assert migrate_argv(["--model.stacked_noise_vjp=true"]) == (["--model.stacked_noise_vjp=true"], [])

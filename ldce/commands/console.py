@@ -23,6 +23,9 @@ LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 MESSAGE_LIMIT = 400
 """Characters of an error message shown (``-v`` shows all, with the traceback)."""
 FRAMEWORKS = ("lightning.pytorch", "lightning.fabric", "lightning_utilities", "torch.distributed", "wandb")
+QUIET_LOGGERS = ("torch.utils.cpp_extension",)
+"""Loggers whose warnings say nothing to an ldce user (``No CUDA runtime is found`` when compiling on a
+CPU), shown with ``-v`` only."""
 QUIET_WARNINGS = (
     r".*isinstance\(treespec, LeafSpec\)",
     r".*Couldn't infer the batch indices",
@@ -60,6 +63,8 @@ def configure(level: str) -> None:
     verbose = level == "DEBUG"
     for name in FRAMEWORKS:
         logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.WARNING)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.ERROR)
     if not verbose:
         os.environ.setdefault("WANDB_SILENT", "true")
         for pattern in QUIET_WARNINGS:

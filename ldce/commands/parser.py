@@ -4,6 +4,8 @@ from ``ldce predict`` configs."""
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import logging
 import re
 from pathlib import Path
@@ -47,7 +49,7 @@ class LDCEParser(LightningArgumentParser):
 
     def error(self, message: str, ex: Exception | None = None) -> None:
         unknown = None if "did you mean" in message else console.unknown_key(message)
-        message = self.choice_error(message) or message
+        message = self.choice_error(message) or subclass_option_error(message) or message
         super().error(message + (console.suggestion(unknown, self.known_options()) if unknown else ""), ex)
 
     def actions(self) -> list[Any]:
@@ -75,6 +77,21 @@ class LDCEParser(LightningArgumentParser):
         if not choices:
             return None
         return f"--{key}: {value!r} is not one of {', '.join(choices)}{did_you_mean(value, choices)}"
+
+
+def subclass_option_error(message: str) -> str | None:
+    """jsonargparse's dump for an option the chosen class does not take (``--data.limt`` for
+    ``ldce.demo.DemoShard``), in one line naming the class and its closest parameter."""
+    pattern = r'Parser key "([\w.]+)":.*?given class_path \'([\w.]+)\':\s*Option \'(\w+)\' is not accepted'
+    found = re.search(pattern, message, flags=re.DOTALL)
+    if not found:
+        return None
+    key, class_path, option = found.groups()
+    module, _, name = class_path.rpartition(".")
+    parameters = inspect.signature(vars(importlib.import_module(module))[name]).parameters
+    known = [parameter for parameter in parameters if parameter not in ("self", "args", "kwargs")]
+    closest = did_you_mean(option, known) or f"; its options: {', '.join(known)}"
+    return f"--{key}.{option}: {class_path} takes no option {option!r}{closest}"
 
 
 def _choices(hint: Any) -> list[str]:

@@ -12,20 +12,32 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ldce.backbones.speedups import Speedups
 from ldce.classifiers.wrapper import Preprocessing
-from ldce.method.config import LDCEConfig
 
 MODULE_CLASSES = (
     "ldce.module.CounterfactualModule",
     "ldce.runner.CounterfactualModule",
     "ldce.runner.module.CounterfactualModule",
 )
-GROUPS = {
-    **{f.name: "method" for f in dataclasses.fields(LDCEConfig)},
-    **{f.name: "speedups" for f in dataclasses.fields(Speedups)},
-}
-"""Flat module argument of ldce 0.1 → the argument group that holds it now."""
+METHOD_FIELDS_0_1 = (
+    "strength",
+    "ddim_steps",
+    "ddim_eta",
+    "scale",
+    "classifier_lambda",
+    "dist_lambda",
+    "deg_cone_projection",
+    "lp_custom",
+    "guidance",
+    "cone_projection_type",
+    "consensus_chunk_size",
+    "enforce_same_norms",
+    "batched_vjp",
+)
+SPEEDUP_FIELDS_0_1 = ("channels_last", "attention", "gradient_checkpointing", "compile")
+GROUPS = {**dict.fromkeys(METHOD_FIELDS_0_1, "method"), **dict.fromkeys(SPEEDUP_FIELDS_0_1, "speedups")}
+"""Flat module argument of ldce 0.1 → the argument group that holds it now (only those 0.1 had: a later
+option given flat is an unknown key, answered with the closest known one)."""
 ORIGINAL_NAMES = {"backprop_diffusion": "backprop_noise_model"}
 """The original project's ``sampler`` option → the :class:`LDCEConfig` field that took another name."""
 PREPROCESSING_FIELDS = {f.name for f in dataclasses.fields(Preprocessing)}

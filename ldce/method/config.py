@@ -64,13 +64,18 @@ class LDCEConfig:
             run with classifier-free guidance only (``ldce.method.fast``); ``null`` (default) never stops.
         stop_after_flip_steps: ``m`` ≥ 1, the consecutive steps of ``stop_after_flip``.
         halves: compute ``e_c`` and ``e_u`` as two noise-model calls on ``B`` latents (``separate``) or
-            as one on ``2B`` (``joint``: every backward then runs on ``2B``; no faster on CPU for any
-            latent size measured); changes no result beyond round-off, only speed (``ldce.method.halves``).
+            as one on ``2B`` (``joint``: every backward then runs on ``2B``; no faster on CPU eagerly for
+            any latent size measured, 2–3 % faster compiled with ``stacked_noise_vjp`` on the tiny
+            model); changes no result beyond round-off, only speed (``ldce.method.halves``).
         stacked_noise_vjp: carry the guidance terms' gradients back through the noise model in one
-            backward pass over stacked copies of ``z`` instead of one pass each (``e_u`` is then computed on
-            ``K·B`` latents); changes no result beyond round-off, only speed (``ldce.method.guided``).
-            Pays where a noise-model call costs about the same at ``B`` and ``2B``: on CPU 2–3 % off a
-            step on the tiny and demo latents (3×8×8, 4×8×8), 6 % slower on the mid model's 3×16×16.
+            backward pass over stacked copies of ``z``, one copy per term that needs a gradient (two for
+            LDCE: classifier and distance; ``e_u`` is then computed on ``2B`` latents), instead of one
+            pass each; through the decoder they stay one pass each (``batched_vjp`` batches those).
+            No effect with ``backprop_noise_model: false`` (no pass through the noise model) or with
+            one such term. Moves each step by float round-off only, which a guided run can amplify
+            into a different decision for a few inputs (``ldce.method.guided``). Pays where a
+            noise-model call costs about the same at ``B`` and ``2B``: on CPU 2–3 % off a step on the
+            tiny and demo latents (3×8×8, 4×8×8), 6 % slower on the mid model's 3×16×16.
     """
 
     strength: ClosedUnitInterval = 0.382
