@@ -22,10 +22,14 @@ from ldce.checks import did_you_mean
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 MESSAGE_LIMIT = 400
 """Characters of an error message shown (``-v`` shows all, with the traceback)."""
-FRAMEWORKS = ("lightning.pytorch", "lightning.fabric", "lightning_utilities", "torch.distributed", "wandb")
-QUIET_LOGGERS = ("torch.utils.cpp_extension",)
-"""Loggers whose warnings say nothing to an ldce user (``No CUDA runtime is found`` when compiling on a
-CPU), shown with ``-v`` only."""
+FRAMEWORKS = {
+    **dict.fromkeys(
+        ("lightning.pytorch", "lightning.fabric", "lightning_utilities", "torch.distributed", "wandb"), logging.WARNING
+    ),
+    "torch.utils.cpp_extension": logging.ERROR,
+}
+"""The frameworks' loggers → the least level they show without ``-v`` (``torch.utils.cpp_extension`` warns
+``No CUDA runtime is found`` when compiling on a CPU, which says nothing to an ldce user)."""
 QUIET_WARNINGS = (
     r".*isinstance\(treespec, LeafSpec\)",
     r".*Couldn't infer the batch indices",
@@ -61,10 +65,8 @@ def configure(level: str) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", force=True)
     logging.getLogger("ldce").setLevel(level)
     verbose = level == "DEBUG"
-    for name in FRAMEWORKS:
-        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.WARNING)
-    for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.ERROR)
+    for name, quiet in FRAMEWORKS.items():
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else quiet)
     if not verbose:
         os.environ.setdefault("WANDB_SILENT", "true")
         for pattern in QUIET_WARNINGS:

@@ -161,9 +161,9 @@ class GuidedNoiseModel:
             raise ValueError("a guided noise model needs at least one guidance term")
         self.backbone, self.terms, self.scale = backbone, list(terms), scale
         self.grid, self.task, self.batched_vjp, self.halves = grid, task, batched_vjp, halves
-        self.needs_graph = any(term.needs_gradient for term in self.terms)
-        self.backprop_noise_model, self.stacked_noise_vjp = backprop_noise_model, stacked_noise_vjp
         self.gradient_count = sum(term.needs_gradient for term in self.terms)
+        self.needs_graph = self.gradient_count > 0
+        self.backprop_noise_model, self.stacked_noise_vjp = backprop_noise_model, stacked_noise_vjp
 
     @torch.enable_grad()
     def __call__(self, z: Tensor, index: int) -> GuidedNoise:
