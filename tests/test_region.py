@@ -70,11 +70,19 @@ class _Threshold(torch.nn.Module):
         return torch.stack([-score, score], 1)
 
 
-def _composite(level: float, growth: int = 4, limit=None):
+class _Unsure(_Threshold):
+    """:class:`_Threshold` whose logit gap is capped: ``p(class 1) ≤ σ(2)`` ≈ 0.88, however bright."""
+
+    def forward(self, images):
+        return super().forward(images).clamp(-1, 1)
+
+
+def _composite(level: float, growth: int = 4, limit=None, confidence: float = 0.5, classifier=None):
     images, counterfactuals = torch.zeros(1, 3, 10, 10), torch.ones(1, 3, 10, 10)
     score = torch.linspace(1, 0.01, 100).view(1, 1, 10, 10)  # every pixel changed, ranked row by row
-    classifier = _Threshold(level)
-    return composite(images, counterfactuals, score, torch.tensor([1]), classifier, 0, 0.1, growth, 0.5, limit)
+    classifier = _Threshold(level) if classifier is None else classifier
+    targets = torch.tensor([1])
+    return composite(images, counterfactuals, score, targets, classifier, 0, 0.1, growth, confidence, limit)
 
 
 def test_the_composite_grows_along_its_ladder_until_the_classifier_says_the_target():
@@ -90,6 +98,15 @@ def test_a_composite_that_never_convinces_keeps_the_uncomposited_counterfactual(
     assert kept.growth.tolist() == [UNCOMPOSITED] and torch.equal(kept.images, torch.ones(1, 3, 10, 10))
     assert (kept.masks == 1).all()
     assert _composite(1.5).growth.tolist() == [UNCOMPOSITED]  # not even the counterfactual flips
+
+
+def test_a_confidence_never_reached_takes_the_whole_region_so_more_confidence_never_changes_less():
+    unsure = _Unsure(0.05)  # called the target from the first rung on, never with p ≥ 0.9
+    assert _composite(0.05, confidence=0.8, classifier=unsure).growth.tolist() == [0]
+    unreached = _composite(0.05, confidence=0.9, classifier=unsure)
+    assert unreached.growth.tolist() == [4] and (unreached.masks == 1).all()
+    sizes = [_composite(0.3, confidence=c).masks.sum().item() for c in (0.5, 0.9, 0.99, 0.999999)]
+    assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
 
 
 def test_a_hard_limit_is_never_crossed_the_whole_region_is_the_last_resort():

@@ -9,9 +9,10 @@ upsampled; 0: never changes). For ``k = 0 … K`` (``K = growth``) and the sampl
     x_k = M_k ⊙ x_cf + (1 − M_k) ⊙ x                         pixels where M_k = 0 are the original's, exactly
     settle the samples with p(y_t | x_k) ≥ ``confidence`` (argmax the target) with x_k
 
-A sample that never reaches ``confidence`` takes the smallest ``x_k`` the classifier calls the target.
-Failing that, it keeps the uncomposited ``x_cf`` (growth −1) — unless the region is a hard ``limit``
-(``given``, ``segmentation``): then ``x_K``, the change inside the whole region and nowhere else.
+A sample that never reaches ``confidence`` takes ``x_K``, the change inside the whole region, if the
+classifier calls it the target (so more confidence never means a smaller change), else the smallest
+``x_k`` it calls the target. Failing that, it keeps the uncomposited ``x_cf`` (growth −1) — unless the
+region is a hard ``limit`` (``given``, ``segmentation``): then ``x_K``, whatever the classifier says.
 """
 
 from __future__ import annotations
@@ -86,8 +87,9 @@ def composite(
         hits = predict(logits) == targets
         for i in (pending & hits).nonzero().squeeze(1).tolist():
             first_flip.setdefault(i, (k, candidate[i], mask[i]))
-        settled = pending & hits & (target_probability(logits, targets) >= confidence)
-        if limit is not None and k == growth:  # a hard limit: the whole region when nothing smaller flips
+        last = k == growth
+        settled = pending & hits & ((target_probability(logits, targets) >= confidence) | last)
+        if limit is not None and last:  # a hard limit: the whole region when nothing smaller flips
             unflipped = torch.tensor([i not in first_flip for i in range(len(targets))], device=pending.device)
             settled |= pending & unflipped
         final[settled], masks[settled], used[settled] = candidate[settled], mask[settled], k
