@@ -8,9 +8,13 @@ The hyperparameters are those of ``configs/quickstart.yaml`` unless overridden.
 Rows: LDCE with consensus guidance (zero_binning), LDCE without consensus (``unprojected``: the
 raw classifier score), classifier-free guidance only (``free``), a pixel-space gradient attack
 on the explained classifier with the same per-image L1 budget as LDCE's counterfactual, and
-region-constrained LDCE (``ldce.method.region``) with the region settings of
-``configs/quickstart_minimal.yaml`` (consensus), the same with the ``gradient`` source, with the
-garment's silhouette as a ``given`` region, and with the composite only (no blending while denoising).
+region-constrained LDCE (``ldce.method.region``) with the settings of ``configs/quickstart_minimal.yaml``
+(consensus; its method differs from the quickstart's only in ``classifier_lambda``, so plain LDCE runs
+at that weight too), the same with the ``gradient`` source, with the garment's silhouette as a ``given``
+region, and with the composite only (no blending while denoising).
+A last row is no method but a reference: for each input, a real test image of its target class (from
+index 8000 on, disjoint from the inputs) scored as its counterfactual — the judge-space FID a set of
+perfect counterfactuals would have (its L1, L2 and changed pixels compare unrelated images).
 The ``segmentation`` source has no row: no CLIPSeg weights are available offline.
 Columns: flip rate on the explained classifier (over the images it does not already call the target,
 as ``ldce.metrics.FlipRate``); agreement of the *independent* classifier with
@@ -37,6 +41,7 @@ from torch import Tensor
 
 from ldce import demo
 from ldce.classifiers.names import class_name
+from ldce.datamodules.fashion_mnist import DEBIAN_ROOT, load_split
 from ldce.method.config import LDCEConfig
 from ldce.method.explain import explain
 from ldce.method.region import RegionConfig, RegionInputs
@@ -87,6 +92,23 @@ def silhouette(images: Tensor) -> Tensor:
     return torch.nn.functional.max_pool2d(inside, 3, stride=1, padding=1)
 
 
+class RealTargets:
+    """Real test images of the target classes, each used once, from index ``start`` on."""
+
+    def __init__(self, start: int = 8000) -> None:
+        self.images, self.labels = load_split(DEBIAN_ROOT, "test")
+        self.start, self.used = start, {}
+
+    def __call__(self, targets: Tensor) -> Tensor:
+        """``(B, 3, 32, 32)`` in [0, 1]: for each target the next unused test image of its class."""
+        picked = []
+        for target in targets.tolist():
+            count = self.used.get(target, 0)
+            self.used[target] = count + 1
+            picked.append(int((self.labels[self.start :] == target).nonzero()[count]) + self.start)
+        return self.images[picked]
+
+
 def region_variants(region: RegionConfig) -> dict[str, RegionConfig]:
     """The region rows: ``region`` (``configs/quickstart_minimal.yaml``'s) and the same with each other source."""
     return {
@@ -97,7 +119,10 @@ def region_variants(region: RegionConfig) -> dict[str, RegionConfig]:
     }
 
 
-def run_rows(batches, config: LDCEConfig, region: RegionConfig, seed: int) -> dict[str, dict[str, Tensor]]:
+def run_rows(
+    batches, config: LDCEConfig, minimal: LDCEConfig, region: RegionConfig, seed: int
+) -> dict[str, dict[str, Tensor]]:
+    """Every row's scores; ``minimal``: the method settings of the region rows."""
     backbone, explained, judge = demo.backbone(), demo.classifier(), demo.independent_classifier()
     features = demo.judge_features()
     variants = {
@@ -105,8 +130,12 @@ def run_rows(batches, config: LDCEConfig, region: RegionConfig, seed: int) -> di
         "LDCE (no consensus)": dataclasses.replace(config, guidance="unprojected"),
         "CFG only": dataclasses.replace(config, guidance="free"),
     }
+    if minimal != config:
+        variants[f"LDCE (λc {minimal.classifier_lambda:g})"] = minimal
     regions = region_variants(region)
-    rows = {name: Row(explained, features) for name in [*variants, "pixel attack (same L1)", *regions]}
+    reference, real_targets = "real images of the target", RealTargets()
+    names = [*variants, "pixel attack (same L1)", *regions, reference]
+    rows = {name: Row(explained, features) for name in names}
     for keys, images, sources, targets in batches:
         ldce_l1 = None
         for name, variant in variants.items():
@@ -125,9 +154,11 @@ def run_rows(batches, config: LDCEConfig, region: RegionConfig, seed: int) -> di
         )
         for name, settings in regions.items():
             inputs = RegionInputs(settings, silhouette(images) if settings.source == "given" else None)
-            result = explain(images, targets, backbone, explained, config, seed=seed, keys=keys, region=inputs)
+            result = explain(images, targets, backbone, explained, minimal, seed=seed, keys=keys, region=inputs)
             scored = scores(explained, judge, images, result.images, sources, targets)
             rows[name].update(scored, images, result.images, sources, targets)
+        real = real_targets(targets)
+        rows[reference].update(scores(explained, judge, images, real, sources, targets), images, real, sources, targets)
     return {name: row.summary() for name, row in rows.items()}
 
 
@@ -192,7 +223,8 @@ def main() -> None:
         sets["held-out test slice"] = demo.heldout_batches(args.heldout, args.batch_size)
     for title, batches in sets.items():
         start = time.perf_counter()
-        rows = run_rows(batches, config, region_config(args.region_config), args.seed)
+        minimal = dataclasses.replace(quickstart_config(args.region_config), **overrides)
+        rows = run_rows(batches, config, minimal, region_config(args.region_config), args.seed)
         print(table(title, rows))
         print(f"({time.perf_counter() - start:.0f} s; source → target pairs: {pairs_text()})\n")
 

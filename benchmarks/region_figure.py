@@ -2,8 +2,8 @@
 
     python benchmarks/region_figure.py            # writes docs/region_side_by_side.png (~20 s on 2 cores)
 
-LDCE with the quickstart's settings (``configs/quickstart.yaml``) and the region settings of
-``configs/quickstart_minimal.yaml``, on the first ``--count`` demo images, seed 0.
+LDCE with the quickstart's settings (``configs/quickstart.yaml``) and region-constrained LDCE with those
+of ``configs/quickstart_minimal.yaml``, on the first ``--count`` demo images, seed 0.
 """
 
 from __future__ import annotations
@@ -24,16 +24,23 @@ from ldce.results.pictures import SHARE_CMAP, ColourScale, Columns, GridRow, gri
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def model_block(path: Path) -> dict:
+    """The ``model`` block of a ``ldce predict`` config, read as ldce reads configs."""
+    return migrate_config(yaml.safe_load(path.read_text()))[0]["model"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=8)
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "region_side_by_side.png")
     args = parser.parse_args()
-    model = migrate_config(yaml.safe_load((ROOT / "configs" / "quickstart_minimal.yaml").read_text()))[0]["model"]
+    quickstart, model = (
+        model_block(ROOT / "configs" / f"{name}.yaml") for name in ("quickstart", "quickstart_minimal")
+    )
     config, region = LDCEConfig(**model["method"]), RegionConfig(**model["region"])
     keys, images, sources, targets = next(demo.demo_batches(args.count))
     backbone, classifier = demo.backbone(), demo.classifier()
-    plain = explain(images, targets, backbone, classifier, config, seed=0, keys=keys)
+    plain = explain(images, targets, backbone, classifier, LDCEConfig(**quickstart["method"]), seed=0, keys=keys)
     minimal = explain(images, targets, backbone, classifier, config, seed=0, keys=keys, region=RegionInputs(region))
     rows = []
     for i in range(len(keys)):
