@@ -1,6 +1,6 @@
 """What a region buys and costs: closeness and judge-space FID against judge agreement, on the held-out 200.
 
-    python benchmarks/region_tradeoff.py                  # every row (~15 min on 2 cores)
+    python benchmarks/region_tradeoff.py                  # every row (~13 min on 2 cores)
     python benchmarks/region_tradeoff.py --heldout 48 --rows "LDCE" "consensus, c .8"
 
 Plain LDCE and region-constrained LDCE (``source: consensus`` and ``gradient``) over the classifier
@@ -45,6 +45,7 @@ GRADIENT = {"source": "gradient", "share": 0.25}
 ROWS: dict[str, tuple[dict[str, object], dict[str, object] | None]] = {
     "LDCE": ({}, None),
     "LDCE, λc 3.5": ({"classifier_lambda": 3.5}, None),
+    "LDCE, λc 5": ({"classifier_lambda": 5.0}, None),
     "LDCE, no consensus": ({"guidance": "unprojected"}, None),
     "consensus, c .7": ({}, {**CONSENSUS, "confidence": 0.7}),
     "consensus, c .8": ({}, {**CONSENSUS, "confidence": 0.8}),
@@ -115,7 +116,9 @@ def plot(points: dict[str, dict[str, float]], path: Path) -> None:
             )
         axis.set(xlabel="judge agrees with the target (%)", ylabel=label, ylim=(0, high), xlim=(low, 100))
         axis.grid(alpha=0.3)
-    axes[0].set_title("closeness (hollow: flip rate < 95 %; green: the issue's bar)", fontsize=9)
+    axes[0].set_title(
+        "closeness (hollow: flip rate < 95 %; green: the issue's bar; the reference is unrelated images)", fontsize=9
+    )
     axes[1].set_title("judge-space FID to the originals (green: the issue's bar)", fontsize=9)
     handles = [
         axes[1].scatter([], [], s=50, label=f"{numbered[name]}: {name}", **style(name, p["flip"]))
@@ -125,9 +128,18 @@ def plot(points: dict[str, dict[str, float]], path: Path) -> None:
     figure.savefig(path, dpi=110)
 
 
+def positive(text: str) -> int:
+    """An ``--heldout`` count: an integer ≥ 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer ≥ 1, got {text!r}")
+    return int(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--heldout", type=int, default=200, help="held-out test images (a prefix mixing the classes)")
+    parser.add_argument(
+        "--heldout", type=positive, default=200, help="held-out test images (a prefix mixing the classes)"
+    )
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS))

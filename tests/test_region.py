@@ -100,11 +100,23 @@ def test_a_composite_that_never_convinces_keeps_the_uncomposited_counterfactual(
     assert _composite(1.5).growth.tolist() == [UNCOMPOSITED]  # not even the counterfactual flips
 
 
-def test_a_confidence_never_reached_takes_the_whole_region_so_more_confidence_never_changes_less():
+class _Window(torch.nn.Module):
+    """Class 1 while the mean pixel is inside (0.15, 0.9), with ``p(class 1) ≤ σ(2.4)`` ≈ 0.92: the
+    ladder's rungs 1–3 (shares 0.18, 0.32, 0.56) flip with p ≈ 0.64, 0.92, 0.92; the whole image does not."""
+
+    def forward(self, images):
+        mean = images.mean((1, 2, 3))
+        score = (10 * torch.minimum(mean - 0.15, 0.9 - mean)).clamp(-1.2, 1.2)
+        return torch.stack([-score, score], 1)
+
+
+def test_a_confidence_never_reached_takes_the_largest_rung_that_flips_so_more_confidence_never_changes_less():
     unsure = _Unsure(0.05)  # called the target from the first rung on, never with p ≥ 0.9
     assert _composite(0.05, confidence=0.8, classifier=unsure).growth.tolist() == [0]
     unreached = _composite(0.05, confidence=0.9, classifier=unsure)
     assert unreached.growth.tolist() == [4] and (unreached.masks == 1).all()
+    window = [_composite(0, confidence=c, classifier=_Window()) for c in (0.5, 0.9, 0.95)]
+    assert [w.growth.item() for w in window] == [1, 2, 3]  # 0.95: never reached, and the whole image fails
     sizes = [_composite(0.3, confidence=c).masks.sum().item() for c in (0.5, 0.9, 0.99, 0.999999)]
     assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
 

@@ -9,9 +9,9 @@ upsampled; 0: never changes). For ``k = 0 … K`` (``K = growth``) and the sampl
     x_k = M_k ⊙ x_cf + (1 − M_k) ⊙ x                         pixels where M_k = 0 are the original's, exactly
     settle the samples with p(y_t | x_k) ≥ ``confidence`` (argmax the target) with x_k
 
-A sample that never reaches ``confidence`` takes ``x_K``, the change inside the whole region, if the
-classifier calls it the target (so more confidence never means a smaller change), else the smallest
-``x_k`` it calls the target. Failing that, it keeps the uncomposited ``x_cf`` (growth −1) — unless the
+(``q_K = 1``, the whole region, for ``K ≥ 1``; ``K = 0`` has the one rung ``q_0``.) A sample that never
+reaches ``confidence`` takes the largest ``x_k`` the classifier calls the target, so more confidence
+never means a smaller change. Failing that, it keeps the uncomposited ``x_cf`` (growth −1) — unless the
 region is a hard ``limit`` (``given``, ``segmentation``): then ``x_K``, whatever the classifier says.
 """
 
@@ -78,7 +78,7 @@ def composite(
     pixels a given region allows (``M`` is cut to them, and the uncomposited counterfactual never kept)."""
     final, masks = counterfactuals.clone(), torch.ones_like(images[:, :1])
     used = torch.full_like(targets, UNCOMPOSITED)
-    first_flip: dict[int, tuple[int, Tensor, Tensor]] = {}
+    largest_flip: dict[int, tuple[int, Tensor, Tensor]] = {}
     pending = torch.ones_like(targets, dtype=torch.bool)
     for k, q in enumerate(ladder(share, growth)):
         mask = top_share_mask(score, q, feather) * (1.0 if limit is None else limit.float())
@@ -86,17 +86,16 @@ def composite(
         logits = classifier(candidate)
         hits = predict(logits) == targets
         for i in (pending & hits).nonzero().squeeze(1).tolist():
-            first_flip.setdefault(i, (k, candidate[i], mask[i]))
-        last = k == growth
-        settled = pending & hits & ((target_probability(logits, targets) >= confidence) | last)
-        if limit is not None and last:  # a hard limit: the whole region when nothing smaller flips
-            unflipped = torch.tensor([i not in first_flip for i in range(len(targets))], device=pending.device)
+            largest_flip[i] = (k, candidate[i], mask[i])
+        settled = pending & hits & (target_probability(logits, targets) >= confidence)
+        if limit is not None and k == growth:  # a hard limit: the whole region when nothing flips
+            unflipped = torch.tensor([i not in largest_flip for i in range(len(targets))], device=pending.device)
             settled |= pending & unflipped
         final[settled], masks[settled], used[settled] = candidate[settled], mask[settled], k
         pending &= ~settled
         if not pending.any():
             break
     for i in pending.nonzero().squeeze(1).tolist():
-        if i in first_flip:
-            used[i], final[i], masks[i] = first_flip[i]
+        if i in largest_flip:
+            used[i], final[i], masks[i] = largest_flip[i]
     return Composite(final, masks, used)

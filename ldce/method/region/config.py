@@ -47,11 +47,12 @@ class RegionConfig:
             convinced (``ldce.method.region.composite``).
         feather: width in pixels of the soft edge of ``M`` (a box blur: ``M`` is exactly 0 farther out).
         composite_share: the share of the changed pixels of the region the composite starts from.
-        growth: rungs of the composite's ladder of shares, from ``composite_share`` up to the whole region.
-        confidence: the probability of the target the composite must reach (else the whole region's
-            composite if it flips, else the smallest that flips, else the uncomposited counterfactual —
-            for ``given`` and ``segmentation``, whose pixels at or above ``threshold`` are a hard limit,
-            the change inside the whole region). Higher: larger changes, never smaller.
+        growth: rungs of the composite's ladder of shares, from ``composite_share`` up to the whole region
+            (0: ``composite_share`` only).
+        confidence: the probability of the target the composite must reach (else the largest rung that
+            flips, else the uncomposited counterfactual — for ``given`` and ``segmentation``, whose
+            pixels at or above ``threshold`` are a hard limit, the change inside the whole region).
+            Higher: larger changes, never smaller.
         mask_alpha: ``segmentation``: the sharpness of the sigmoid (the original's ``mask_alpha``).
     """
 
@@ -65,7 +66,7 @@ class RegionConfig:
     feather: NonNegativeInt = 1
     composite_share: OpenUnitInterval = 0.05
     growth: NonNegativeInt = 10
-    confidence: ClosedUnitInterval = 0.8
+    confidence: ClosedUnitInterval = 0.7
     mask_alpha: PositiveFloat = 5.0
 
     def __post_init__(self) -> None:
