@@ -179,13 +179,14 @@ class CounterfactualModule(LightningModule):
                 distance_features=self.distance_features,
             )
 
-    def _unmasked(self, batch: InputBatch, targets: Tensor) -> list[int]:
-        """The inputs still to explain that lack the mask the ``given`` region source needs."""
+    def _unmasked(self, batch: InputBatch, targets: Tensor) -> list[tuple[int, str]]:
+        """The inputs still to explain whose mask, which the ``given`` region source needs, is missing or
+        lets nothing change, each with the reason."""
         if self.region.source != "given":
             return []
-        masks = batch.masks
-        missing = [masks is None or bool(masks[i].isnan().any()) for i in range(len(batch.keys))]
-        return [i for i, lacks in enumerate(missing) if lacks and targets[i] >= 0]
+        masks = [None if batch.masks is None else batch.masks[i] for i in range(len(batch.keys))]
+        reasons = [_mask_problem(mask, self.region.threshold) for mask in masks]
+        return [(i, reason) for i, reason in enumerate(reasons) if reason and targets[i] >= 0]
 
     def _classes(self, batch: InputBatch, failures: list[Failure]) -> Classes:
         """Each input's source (its label, or the classifier's prediction where it has none), its target
@@ -205,14 +206,22 @@ class CounterfactualModule(LightningModule):
             log.warning("cannot explain %s (recorded as failed): %s", batch.keys[i], reason)
             failures.append(Failure(batch.keys[i], reason, batch.shards[i]))
         targets = torch.where(targets >= num_classes, -1, targets)
-        for i in self._unmasked(batch, targets):
-            log.warning("cannot explain %s (recorded as failed): %s", batch.keys[i], NO_MASK)
-            failures.append(Failure(batch.keys[i], NO_MASK, batch.shards[i]))
+        for i, reason in self._unmasked(batch, targets):
+            log.warning("cannot explain %s (recorded as failed): %s", batch.keys[i], reason)
+            failures.append(Failure(batch.keys[i], reason, batch.shards[i]))
             targets[i] = -1
         return Classes(sources, targets, labels < 0, predicted == targets)
 
 
 NO_MASK = "no region mask (mask.png or a box in the shard sample, <name>.mask.png beside a file)"
+EMPTY_MASK = "its region mask lets nothing change (no pixel at or above model.region.threshold)"
+
+
+def _mask_problem(mask: Tensor | None, threshold: float) -> str:
+    """Why a ``given`` region mask ``(1, H, W)`` in [0, 1] (NaN: none came) cannot be used; ``""`` if it can."""
+    if mask is None or bool(mask.isnan().any()):
+        return NO_MASK
+    return "" if bool((mask >= threshold).any()) else EMPTY_MASK
 
 
 def _unusable(label: int, target: int, num_classes: int, policy: TargetPolicy) -> str:
