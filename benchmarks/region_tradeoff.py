@@ -1,6 +1,6 @@
 """What a region buys and costs: closeness and judge-space FID against judge agreement, on the held-out 200.
 
-    python benchmarks/region_tradeoff.py                  # every row (~13 min on 2 cores)
+    python benchmarks/region_tradeoff.py                  # every row (~14 min on 2 cores)
     python benchmarks/region_tradeoff.py --heldout 48 --rows "LDCE" "consensus, c .8"
 
 Plain LDCE and region-constrained LDCE (``source: consensus`` and ``gradient``) over the classifier
