@@ -48,16 +48,16 @@ def scores(
 
 
 class Row:
-    """Per-image scores plus COUT (explained classifier) and FID in the judge's feature space."""
+    """Per-image :func:`scores` plus COUT (explained classifier) and FID in the judge's feature space."""
 
-    def __init__(self, explained: torch.nn.Module, judge_features: PenultimateFeatures) -> None:
+    def __init__(self, explained: torch.nn.Module, judge: torch.nn.Module, judge_features: PenultimateFeatures) -> None:
+        self.explained, self.judge = explained, judge
         self.parts: list[dict[str, Tensor]] = []
         self.cout, self.fid, self.features = COUT(explained), FID(judge_features.num_features), judge_features
 
-    def update(
-        self, scored: dict[str, Tensor], images: Tensor, counterfactuals: Tensor, sources: Tensor, targets: Tensor
-    ) -> None:
-        self.parts.append(scored)
+    def update(self, images: Tensor, counterfactuals: Tensor, sources: Tensor, targets: Tensor) -> None:
+        """Judge one batch: images / counterfactuals ``(B, 3, H, W)`` in [0, 1], sources / targets ``(B,)``."""
+        self.parts.append(scores(self.explained, self.judge, images, counterfactuals, sources, targets))
         self.cout.update(images, counterfactuals, sources, targets)
         with torch.no_grad():
             self.fid.update(self.features(images), self.features(counterfactuals))

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import torch
 import yaml
-from demo_judging import Row, flip_rate, quickstart_config, scores
+from demo_judging import Row, flip_rate, quickstart_config
 from torch import Tensor
 
 from ldce import demo
@@ -135,30 +135,20 @@ def run_rows(
     regions = region_variants(region)
     reference, real_targets = "real images of the target", RealTargets()
     names = [*variants, "pixel attack (same L1)", *regions, reference]
-    rows = {name: Row(explained, features) for name in names}
+    rows = {name: Row(explained, judge, features) for name in names}
     for keys, images, sources, targets in batches:
         ldce_l1 = None
         for name, variant in variants.items():
             result = explain(images, targets, backbone, explained, variant, seed=seed, keys=keys)
-            rows[name].update(
-                scores(explained, judge, images, result.images, sources, targets),
-                images,
-                result.images,
-                sources,
-                targets,
-            )
+            rows[name].update(images, result.images, sources, targets)
             ldce_l1 = result.l1 if ldce_l1 is None else ldce_l1
         attacked = pgd_l1(explained, images, targets, ldce_l1)
-        rows["pixel attack (same L1)"].update(
-            scores(explained, judge, images, attacked, sources, targets), images, attacked, sources, targets
-        )
+        rows["pixel attack (same L1)"].update(images, attacked, sources, targets)
         for name, settings in regions.items():
             inputs = RegionInputs(settings, silhouette(images) if settings.source == "given" else None)
             result = explain(images, targets, backbone, explained, minimal, seed=seed, keys=keys, region=inputs)
-            scored = scores(explained, judge, images, result.images, sources, targets)
-            rows[name].update(scored, images, result.images, sources, targets)
-        real = real_targets(targets)
-        rows[reference].update(scores(explained, judge, images, real, sources, targets), images, real, sources, targets)
+            rows[name].update(images, result.images, sources, targets)
+        rows[reference].update(images, real_targets(targets), sources, targets)
     return {name: row.summary() for name, row in rows.items()}
 
 
@@ -218,13 +208,14 @@ def main() -> None:
     }
     config = dataclasses.replace(quickstart_config(args.config), **overrides)
     log.info("config: %s", config)
+    minimal = dataclasses.replace(quickstart_config(args.region_config), **overrides)
+    region = region_config(args.region_config)
     sets = {"demo shard": demo.demo_batches(args.batch_size)}
     if args.heldout:
         sets["held-out test slice"] = demo.heldout_batches(args.heldout, args.batch_size)
     for title, batches in sets.items():
         start = time.perf_counter()
-        minimal = dataclasses.replace(quickstart_config(args.region_config), **overrides)
-        rows = run_rows(batches, config, minimal, region_config(args.region_config), args.seed)
+        rows = run_rows(batches, config, minimal, region, args.seed)
         print(table(title, rows))
         print(f"({time.perf_counter() - start:.0f} s; source → target pairs: {pairs_text()})\n")
 

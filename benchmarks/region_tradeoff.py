@@ -25,7 +25,7 @@ from pathlib import Path
 
 import matplotlib
 import torch
-from demo_judging import Row, flip_rate, heldout_slice, quickstart_config, scores
+from demo_judging import Row, flip_rate, heldout_slice, quickstart_config
 from demo_quality import RealTargets, region_config, table
 
 from ldce import demo
@@ -63,7 +63,8 @@ ROWS: dict[str, tuple[dict[str, object], dict[str, object] | None]] = {
 def run_rows(names: list[str], batches, args) -> dict[str, dict[str, torch.Tensor]]:
     backbone, explained, judge = demo.backbone(), demo.classifier(), demo.independent_classifier()
     method, region = quickstart_config(args.config), region_config(args.region_config)
-    rows = {name: Row(explained, demo.judge_features()) for name in [*names, REFERENCE]}
+    features = demo.judge_features()
+    rows = {name: Row(explained, judge, features) for name in [*names, REFERENCE]}
     real_targets = RealTargets()
     for keys, images, sources, targets in batches:
         for name in names:
@@ -71,10 +72,8 @@ def run_rows(names: list[str], batches, args) -> dict[str, dict[str, torch.Tenso
             config = dataclasses.replace(method, **overrides)
             inputs = None if region_overrides is None else RegionInputs(dataclasses.replace(region, **region_overrides))
             result = explain(images, targets, backbone, explained, config, seed=args.seed, keys=keys, region=inputs)
-            scored = scores(explained, judge, images, result.images, sources, targets)
-            rows[name].update(scored, images, result.images, sources, targets)
-        real = real_targets(targets)
-        rows[REFERENCE].update(scores(explained, judge, images, real, sources, targets), images, real, sources, targets)
+            rows[name].update(images, result.images, sources, targets)
+        rows[REFERENCE].update(images, real_targets(targets), sources, targets)
     return {name: row.summary() for name, row in rows.items()}
 
 

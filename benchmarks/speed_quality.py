@@ -30,7 +30,7 @@ from pathlib import Path
 import matplotlib
 import torch
 import yaml
-from demo_judging import Row, flip_rate, heldout_slice, quickstart_config, scores
+from demo_judging import Row, flip_rate, heldout_slice, quickstart_config
 
 from ldce import demo
 from ldce.method.config import LDCEConfig
@@ -89,7 +89,7 @@ def run_rows(batches, variants: dict[str, LDCEConfig], seed: int, repeats: int) 
     (per batch the median over ``repeats`` runs, which give the same images)."""
     backbone, explained, judge = demo.backbone(), demo.classifier(), demo.independent_classifier()
     features = demo.judge_features()
-    rows = {name: Row(explained, features) for name in variants}
+    rows = {name: Row(explained, judge, features) for name in variants}
     seconds = dict.fromkeys(variants, 0.0)
     keys, images, _, targets = batches[0]
     explain(images[:2], targets[:2], backbone, explained, next(iter(variants.values())), seed=seed, keys=keys[:2])
@@ -101,8 +101,7 @@ def run_rows(batches, variants: dict[str, LDCEConfig], seed: int, repeats: int) 
                 result = explain(images, targets, backbone, explained, config, seed=seed, keys=keys)
                 times.append(time.perf_counter() - start)
             seconds[name] += statistics.median(times)
-            judged = scores(explained, judge, images, result.images, sources, targets)
-            rows[name].update(judged, images, result.images, sources, targets)
+            rows[name].update(images, result.images, sources, targets)
     count = sum(len(batch[0]) for batch in batches)
     return {name: {"seconds": seconds[name] / count, **row.summary()} for name, row in rows.items()}
 
