@@ -44,6 +44,12 @@ def test_region_none_is_ldce_as_published_bit_for_bit():
     assert none.region is None and none.region_growth is None
 
 
+@pytest.mark.parametrize("shape", [(3, 1, 8, 8), (4, 1, 8, 4), (4, 1, 16, 16)])
+def test_given_masks_of_another_count_or_size_than_the_images_are_refused(shape):
+    with pytest.raises(ValueError, match="need a region mask"):
+        _explain(RegionInputs(RegionConfig(source="given"), torch.ones(shape)), toy_images(4))
+
+
 def test_outside_a_given_region_the_final_latent_is_the_originals_and_composite_pixels_are_exact():
     images = toy_images(4)
     masks = torch.zeros(4, 1, 8, 8)
@@ -209,17 +215,21 @@ def test_segmentation_runs_end_to_end_with_a_random_clipseg_and_writes_the_regio
     assert 5 * 128 < width < 6 * 128, "five enlarged tiles: original | cf | |diff| | consensus | region"
 
 
-def test_given_masks_come_beside_the_files_and_an_input_without_one_or_with_an_empty_one_fails_by_name(tmp_path):
-    images = _photos(tmp_path, count=3)
+def test_given_masks_come_beside_the_files_and_an_input_without_one_an_empty_one_or_another_size_fails_by_name(
+    tmp_path,
+):
+    images = _photos(tmp_path, count=4)
     _half_mask().save(images / "p0.mask.png")
     Image.new("L", (32, 32), 0).save(images / "p2.mask.png")
+    _half_mask().resize((64, 32)).save(images / "p3.mask.png")
     config = tiny_config(tmp_path, "unused.tar", region={"source": "given", "feather": 0, "confidence": 0.0})
     out = tmp_path / "out"
     _explain_folder(images, config, "4", out)
     by_key = {r["key"]: r for r in records(out)}
-    assert set(by_key) == {"p0", "p1", "p2"}, "the mask is not an input of its own"
+    assert set(by_key) == {"p0", "p1", "p2", "p3"}, "the mask is not an input of its own"
     assert by_key["p1"]["status"] == "failed" and "no region mask" in by_key["p1"]["reason"]
     assert by_key["p2"]["status"] == "failed" and "lets nothing change" in by_key["p2"]["reason"]
+    assert by_key["p3"]["status"] == "failed" and "64×32 pixels but its image is 32×32" in by_key["p3"]["reason"]
     done = by_key["p0"]
     assert done["status"] == "done"
     assert done["region_share"] == 1.0 if done["region_growth"] == UNCOMPOSITED else done["region_share"] <= 0.5

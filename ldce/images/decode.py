@@ -28,7 +28,7 @@ from typing import Literal
 
 import numpy as np
 import torch
-from PIL import Image, ImageCms, ImageDraw, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageCms, ImageDraw, ImageOps, UnidentifiedImageError
 
 from ldce.images.eight_bit import from_uint8
 
@@ -164,12 +164,26 @@ def image_tensor(image: Image.Image, size: int, mode: ResizeMode) -> torch.Tenso
     return from_uint8(np.array(shown, dtype=np.uint8)).permute(2, 0, 1).contiguous()
 
 
-def decode_mask(data: bytes, size: int, mode: ResizeMode) -> torch.Tensor:
-    """A region mask image (white: may change; any mode) → ``FloatTensor (1, size, size)`` in [0, 1],
-    fitted by ``mode`` as its image is."""
+def shown_size(data: bytes) -> tuple[int, int]:
+    """``(width, height)`` of encoded image bytes as a viewer shows them (EXIF rotations applied)."""
     with _opened(data) as image:
-        image.load()
-        return image_tensor(image, size, mode).mean(0, keepdim=True)
+        width, height = image.size
+        turned = image.getexif().get(ExifTags.Base.Orientation, 1) in (5, 6, 7, 8)
+    return (height, width) if turned else (width, height)
+
+
+def decode_mask(data: bytes, image: bytes, size: int, mode: ResizeMode) -> torch.Tensor:
+    """A region mask image (white: may change; any mode) → ``FloatTensor (1, size, size)`` in [0, 1],
+    fitted by ``mode`` as its image (encoded bytes) is. ``ValueError`` when the mask and the image, as a
+    viewer shows them, differ in size (fitted apart, they would not line up)."""
+    if (mask_size := shown_size(data)) != (image_size := shown_size(image)):
+        raise ValueError(
+            f"the region mask is {mask_size[0]}×{mask_size[1]} pixels but its image is "
+            f"{image_size[0]}×{image_size[1]}: draw the mask at the image's size"
+        )
+    with _opened(data) as picture:
+        picture.load()
+        return image_tensor(picture, size, mode).mean(0, keepdim=True)
 
 
 def box_mask(data: bytes, box: list[float], size: int, mode: ResizeMode) -> torch.Tensor:
@@ -194,5 +208,5 @@ def region_mask(
     """An input's region mask ``(1, size, size)``: its mask image, else its box (``[x0, y0, x1, y1]`` in
     the pixels of ``image``), else ``None``."""
     if mask is not None:
-        return decode_mask(mask, size, mode)
+        return decode_mask(mask, image, size, mode)
     return None if box is None else box_mask(image, box, size, mode)

@@ -188,6 +188,11 @@ def _explain_group(
     )
 
 
+def _per_image(tensor: Tensor) -> tuple[int, ...]:
+    """``(B, H, W)`` of a ``(B, C, H, W)`` tensor."""
+    return (tensor.shape[0], *tensor.shape[2:])
+
+
 def explain(
     images: Tensor,
     targets: Tensor,
@@ -229,8 +234,11 @@ def explain(
             f"need as many targets and keys as images (≥ 1); got {len(images)} images, "
             f"{len(targets)} targets and {len(keys)} keys"
         )
-    if region is not None and region.masks is not None and len(region.masks) != len(images):
-        raise ValueError(f"need a region mask per image; got {len(region.masks)} masks for {len(images)} images")
+    if region is not None and region.masks is not None and _per_image(region.masks) != _per_image(images):
+        raise ValueError(
+            f"need a region mask (B, 1, H, W) of each image's size; got masks {tuple(region.masks.shape)} for "
+            f"images {tuple(images.shape)}"
+        )
     images, targets = images.to(backbone.device), targets.to(backbone.device)
     terms = ldce_terms(config, classifier, distance_features) + list(extra_terms)
     run = _Run(backbone, classifier, config, terms, seed, record_steps, callback)
