@@ -171,6 +171,7 @@ class CounterfactualWriter(BasePredictionWriter):
             consensus_share=None if r.consensus is None else float(r.consensus[i].mean()),
             region_share=None if r.region is None else float(r.region[i].mean()),
             region_growth=None if r.region_growth is None else int(r.region_growth[i]),
+            region_confident=None if r.region_confident is None else bool(r.region_confident[i]),
             guidance_stopped_at=None if r.guidance_stopped_at is None else int(r.guidance_stopped_at[i]),
             confidence_steps=_confidence_steps(r.trace.target_probability, i),
         )

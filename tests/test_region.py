@@ -96,13 +96,14 @@ def test_the_composite_grows_along_its_ladder_until_the_classifier_says_the_targ
     small, larger = _composite(0.05), _composite(0.4)
     assert small.growth.tolist() == [0] and small.masks.mean().item() == pytest.approx(0.1)
     assert larger.growth.tolist() == [3] and larger.masks.mean().item() == pytest.approx(0.57)
+    assert small.confident.tolist() == larger.confident.tolist() == [True]
     assert torch.equal(larger.images, larger.masks.expand(1, 3, 10, 10))
 
 
 def test_a_composite_that_never_convinces_keeps_the_uncomposited_counterfactual():
     kept = _composite(0.999, growth=0)  # only the whole image is bright enough; the ladder stops at 10 %
     assert kept.growth.tolist() == [UNCOMPOSITED] and torch.equal(kept.images, torch.ones(1, 3, 10, 10))
-    assert (kept.masks == 1).all()
+    assert (kept.masks == 1).all() and kept.confident.tolist() == [False]
     assert _composite(1.5).growth.tolist() == [UNCOMPOSITED]  # not even the counterfactual flips
 
 
@@ -121,6 +122,7 @@ def test_a_confidence_never_reached_takes_the_largest_rung_that_flips_so_more_co
     assert _composite(0.05, confidence=0.8, classifier=unsure).growth.tolist() == [0]
     unreached = _composite(0.05, confidence=0.9, classifier=unsure)
     assert unreached.growth.tolist() == [4] and (unreached.masks == 1).all()
+    assert unreached.confident.tolist() == [False], "the largest flipping rung is a fallback, not confident"
     window = [_composite(0, confidence=c, classifier=_Window()) for c in (0.5, 0.9, 0.95)]
     assert [w.growth.item() for w in window] == [1, 2, 3]  # 0.95: never reached, and the whole image fails
     sizes = [_composite(0.3, confidence=c).masks.sum().item() for c in (0.5, 0.9, 0.99, 0.999999)]
@@ -132,6 +134,7 @@ def test_a_hard_limit_is_never_crossed_the_whole_region_is_the_last_resort():
     limit[..., :5] = True  # the left half
     unconvinced = _composite(0.999, limit=limit)
     assert unconvinced.growth.tolist() == [4] and torch.equal(unconvinced.masks, limit.float())
+    assert unconvinced.confident.tolist() == [False]
     assert (unconvinced.images[..., 5:] == 0).all()
     convinced = _composite(0.05, limit=limit)
     assert convinced.growth.tolist() == [1] and (convinced.masks[..., 5:] == 0).all()  # 9 of 18 pixels inside
@@ -210,7 +213,9 @@ def test_segmentation_runs_end_to_end_with_a_random_clipseg_and_writes_the_regio
     for record in done:
         region = Image.open(out / record["files"]["region"])
         assert region.mode == "L" and region.size == (32, 32)
-    assert summary(out)["metrics"]["region_share"] == pytest.approx(sum(r["region_share"] for r in done) / 2)
+    metrics = summary(out)["metrics"]
+    assert metrics["region_share"] == pytest.approx(sum(r["region_share"] for r in done) / 2)
+    assert metrics["region_confident"] == sum(r["region_confident"] for r in done) / 2
     width = Image.open(out / "grid.png").width
     assert 5 * 128 < width < 6 * 128, "five enlarged tiles: original | cf | |diff| | consensus | region"
 

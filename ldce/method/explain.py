@@ -175,7 +175,9 @@ def _explain_group(
         kept = region_finish(region.config, region_hook, images, counterfactuals, targets, run.classifier)
     counterfactuals = counterfactuals if kept is None else kept.images
     facts = _facts(run.classifier, images, counterfactuals, targets)
-    region_facts = {} if kept is None else {"region": kept.masks, "region_growth": kept.growth}
+    region_facts = (
+        {} if kept is None else {"region": kept.masks, "region_growth": kept.growth, "region_confident": kept.confident}
+    )
     stop_facts = {} if stop is None else {"guidance_stopped_at": stop.stopped_at}
     return Counterfactuals(
         counterfactuals,

@@ -84,8 +84,9 @@ class Counterfactuals(PerSample):
     consensus: share of steps each latent pixel was in consensus, ``(B, h, w)`` (consensus terms only);
     trace: what each step saw (:class:`StepTrace`); with a region (``ldce.method.region``): region, the
     pixels ``M`` ``(B, 1, H, W)`` in [0, 1] where the image may differ from the original (all ones where
-    the uncomposited counterfactual was kept), and region_growth, int64 ``(B,)``: the times the region
-    grew to keep the flip, −1 where the uncomposited counterfactual was kept; with ``stop_after_flip``
+    the uncomposited counterfactual was kept), region_growth, int64 ``(B,)``: the times the region grew to
+    keep the flip, −1 where the uncomposited counterfactual was kept, and region_confident, bool ``(B,)``:
+    whether the composite reached ``confidence`` (``None`` without a composite); with ``stop_after_flip``
     (``ldce.method.fast``): guidance_stopped_at, int64 ``(B,)``: the first guided step (0-based, in
     denoising order) that ran with classifier-free guidance only, −1 where classifier guidance never stopped.
     """
@@ -103,4 +104,5 @@ class Counterfactuals(PerSample):
     trace: StepTrace
     region: Tensor | None = None
     region_growth: Tensor | None = None
+    region_confident: Tensor | None = None
     guidance_stopped_at: Tensor | None = None

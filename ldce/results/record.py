@@ -60,9 +60,11 @@ class Record:
     known); target_confidence: ``p(target | x_cf)``; l1 / l2: ``||x − x_cf||``
     per image on [0, 1] pixels; consensus_share: mean share of steps in consensus; with a region
     (``model.region``): region_share, the mean of the pixel region ``M`` (1.0 where the uncomposited
-    counterfactual was kept), and region_growth, the times the region grew to keep the flip (−1: the
-    uncomposited counterfactual was kept); with ``model.method.stop_after_flip``: guidance_stopped_at,
-    the first guided step (0-based) run with classifier-free guidance only (−1: never stopped);
+    counterfactual was kept), region_growth, the times the region grew to keep the flip (−1: the
+    uncomposited counterfactual was kept), and region_confident, whether the composite reached
+    ``model.region.confidence`` (false: a fallback was kept; absent without a composite); with
+    ``model.method.stop_after_flip``: guidance_stopped_at, the first guided step (0-based) run with
+    classifier-free guidance only (−1: never stopped);
     confidence_steps: ``p(target | x̂0)`` over the guided steps, in denoising order (the last measured
     value on steps without a classifier evaluation), thinned to at most 50 evenly spaced steps (the
     first and last kept).
@@ -99,6 +101,7 @@ class Record:
     consensus_share: float | None = None
     region_share: float | None = None
     region_growth: int | None = None
+    region_confident: bool | None = None
     guidance_stopped_at: int | None = None
     confidence_steps: list[float] | None = None
 
@@ -159,13 +162,17 @@ def thinned(values: list[float], most: int = 50) -> list[float]:
 def run_means(records: list[Record]) -> dict[str, float | None]:
     """Means over the records of the run's own facts: ``flipped`` (as flip_rate, over the inputs not
     already at their target), ``target_confidence``, ``l1``, ``l2`` and, where records have a region,
-    their ``region_share``."""
+    their ``region_share`` and the share ``region_confident`` of their composites that reached the
+    region's ``confidence``."""
     values = {
         "flip_rate": [float(r.flipped) for r in records if not r.already_target],
         "target_confidence": [r.target_confidence for r in records],
         "l1": [r.l1 for r in records],
         "l2": [r.l2 for r in records],
     }
-    regions = [r.region_share for r in records if r.region_share is not None]
+    regions = {
+        "region_share": [r.region_share for r in records if r.region_share is not None],
+        "region_confident": [float(r.region_confident) for r in records if r.region_confident is not None],
+    }
     means = {name: math.fsum(v) / len(v) if v else None for name, v in values.items()}
-    return means | ({"region_share": math.fsum(regions) / len(regions)} if regions else {})
+    return means | {name: math.fsum(v) / len(v) for name, v in regions.items() if v}

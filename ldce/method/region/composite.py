@@ -31,11 +31,14 @@ UNCOMPOSITED = -1
 @dataclass(frozen=True)
 class Composite:
     """images: the final images ``(B, 3, H, W)``; masks: the ``M`` each used ``(B, 1, H, W)`` (all ones
-    where uncomposited); growth: int64 ``(B,)``, the ``k`` used, or −1 where uncomposited."""
+    where uncomposited); growth: int64 ``(B,)``, the ``k`` used, or −1 where uncomposited; confident:
+    bool ``(B,)``, whether the classifier gave the target ``p ≥ confidence`` on the image chosen (false
+    for the fallbacks; ``None`` without a composite)."""
 
     images: Tensor
     masks: Tensor
     growth: Tensor
+    confident: Tensor | None = None
 
 
 def change_score(images: Tensor, counterfactuals: Tensor, source_score: Tensor) -> Tensor:
@@ -78,6 +81,7 @@ def composite(
     pixels a given region allows (``M`` is cut to them, and the uncomposited counterfactual never kept)."""
     final, masks = counterfactuals.clone(), torch.ones_like(images[:, :1])
     used = torch.full_like(targets, UNCOMPOSITED)
+    confident = torch.zeros_like(targets, dtype=torch.bool)
     largest_flip: dict[int, tuple[int, Tensor, Tensor]] = {}
     pending = torch.ones_like(targets, dtype=torch.bool)
     for k, q in enumerate(ladder(share, growth)):
@@ -88,6 +92,7 @@ def composite(
         for i in (pending & hits).nonzero().squeeze(1).tolist():
             largest_flip[i] = (k, candidate[i], mask[i])
         settled = pending & hits & (target_probability(logits, targets) >= confidence)
+        confident |= settled
         if limit is not None and k == growth:  # a hard limit: the whole region when nothing flips
             unflipped = torch.tensor([i not in largest_flip for i in range(len(targets))], device=pending.device)
             settled |= pending & unflipped
@@ -98,4 +103,4 @@ def composite(
     for i in pending.nonzero().squeeze(1).tolist():
         if i in largest_flip:
             used[i], final[i], masks[i] = largest_flip[i]
-    return Composite(final, masks, used)
+    return Composite(final, masks, used, confident)
