@@ -149,12 +149,16 @@ class RunSummary(Callback):
         if made == 0 and previous.is_file():
             kept = json.loads(previous.read_text())
             if "evaluation" in kept:
-                return {key: kept[key] for key in ("evaluation", "evaluation_errors")} | {
-                    "evaluation_scope": kept.get("evaluation_scope", "an earlier run") + " (kept: this run made none)"
-                }
+                return {
+                    key: kept[key] for key in ("evaluation", "evaluation_errors", "evaluation_caveats") if key in kept
+                } | {"evaluation_scope": kept.get("evaluation_scope", "an earlier run") + " (kept: this run made none)"}
         scope = f"the {made} counterfactuals this run made, of {in_folder} in the folder"
+        caveats = self.suite.caveats(evaluation, made)
+        for caveat in caveats.values():
+            log.warning("%s", caveat)
         return {
             "evaluation": evaluation,
             "evaluation_errors": self.suite.problems(evaluation),
+            "evaluation_caveats": caveats,
             "evaluation_scope": scope,
         }

@@ -61,6 +61,8 @@ def test_the_run_writes_the_counterfactual_metrics_to_its_summary(run):
     _, result = run
     assert set(result["evaluation"]) == EVALUATION and result["evaluation_errors"] == {}
     assert all(value is not None for value in result["evaluation"].values())
+    caveats = result["evaluation_caveats"]
+    assert set(caveats) == {"fid_toy", "sfid_toy"} and "over 6 pairs" in caveats["fid_toy"], "6 pairs, 16 dimensions"
     assert result["evaluation"]["flip_rate"] == pytest.approx(result["metrics"]["flip_rate"], rel=1e-6), (
         "the 8-bit counterfactuals flip as the float ones"
     )
@@ -77,6 +79,7 @@ def test_evaluate_reproduces_the_summary_the_run_wrote(run, one_process):
     """Same 8-bit pixels in the run and from the PNGs: equal up to float round-off of the batch layout."""
     _, result = run
     assert one_process["pairs"] == 6 and one_process["evaluation_errors"] == {}
+    assert one_process["evaluation_caveats"] == result["evaluation_caveats"]
     assert one_process["metrics"] == pytest.approx(result["metrics"], rel=1e-6)
     assert one_process["evaluation"] == pytest.approx(result["evaluation"], rel=1e-6, abs=1e-9)
 

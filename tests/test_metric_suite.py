@@ -16,9 +16,10 @@ from torch import nn
 from toy import ToyClassifier
 
 from ldce.images import quantise
-from ldce.metrics import CD, MNAC, CosineSimilarity, MetricsConfig, MetricSuite, Pairs, build_suite
+from ldce.metrics import CD, MNAC, Closeness, CosineSimilarity, MetricsConfig, MetricSuite, Pairs, build_suite
 from ldce.metrics.config import Build, MetricUnavailable, _correlation_difference, judged_by
 from ldce.metrics.features import PenultimateFeatures
+from ldce.metrics.frechet import FID, SplitFID
 from ldce.metrics.lpips import LPIPS
 
 KEYS = [f"s{i}" for i in range(5)]
@@ -193,3 +194,18 @@ def test_a_metric_undefined_for_too_few_inputs_says_why_and_a_defined_one_does_n
     suite.update(_pairs([0, 1, 2, 3, 4]))
     values = suite.compute()
     assert values["fid_toy"] is not None and "fid_toy" not in suite.problems(values)
+
+
+@pytest.mark.parametrize(
+    ("pairs", "flagged"), [(4, {"fid", "sfid"}), (5, {"sfid"}), (9, {"sfid"}), (10, set()), (500, set())]
+)
+def test_a_frechet_distance_over_fewer_pairs_than_full_rank_covariances_need_carries_a_caveat(pairs, flagged):
+    """FID needs D + 1 pairs for a full-rank covariance of each side (here D = 4), sFID twice that (one per
+    half); a metric without a value (undefined) has a problem, not a caveat."""
+    suite = MetricSuite(
+        {}, {"fid": (FID(4), None), "sfid": (SplitFID(4), None), "l1": (Closeness(1, "image"), None)}, {}
+    )
+    caveats = suite.caveats({"fid": 1.0, "sfid": 2.0, "l1": 3.0}, pairs)
+    assert set(caveats) == flagged
+    assert all(f"over {pairs} pairs" in text and "4 feature dimensions" in text for text in caveats.values())
+    assert suite.caveats({"fid": None, "sfid": None, "l1": 3.0}, 4) == {}

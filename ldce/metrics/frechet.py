@@ -53,6 +53,9 @@ class FID(Metric):
 
     def __init__(self, num_features: int) -> None:
         super().__init__()
+        self.num_features = num_features
+        self.full_rank_pairs = num_features + 1
+        """Pairs from which each side's covariance can have full rank ``D``."""
         for side in ("real", "fake"):
             self.add_state(f"{side}_sum", torch.zeros(num_features, dtype=torch.float64), dist_reduce_fx="sum")
             self.add_state(
@@ -122,6 +125,8 @@ class SplitFID(Metric):
     def __init__(self, num_features: int) -> None:
         super().__init__()
         self.num_features = num_features
+        self.full_rank_pairs = 2 * (num_features + 1)
+        """Pairs from which each half's covariance can have full rank ``D``."""
         self.add_state("rows", [], dist_reduce_fx="cat")
 
     def update(self, original: Tensor, counterfactual: Tensor, classes: Tensor, keys: Sequence[str]) -> None:

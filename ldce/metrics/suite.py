@@ -11,6 +11,8 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import Metric
 
+from ldce.metrics.frechet import FID, SplitFID
+
 
 @dataclass
 class Pairs:
@@ -65,6 +67,12 @@ Feed = Callable[[Outputs], tuple]
 """The arguments of a metric's ``update`` for one batch, taken from the pairs and the networks' outputs."""
 
 
+RANK_DEFICIENT = (
+    "metric {name} over {pairs} pairs: fewer than {floor} for its {dims} feature dimensions, so its covariances "
+    "are rank-deficient and the value is biased upward; compare it only with values over as many images"
+)
+
+
 UNDEFINED = (
     "metric {name} is undefined for these inputs: too few (a Fréchet distance needs at least 2 images on "
     "each side, sFID 2 in each half)"
@@ -109,6 +117,16 @@ class MetricSuite(nn.Module):
         """Why a metric has no value: it could not be built (``errors``) or is undefined (``None`` in
         ``values``, what :meth:`compute` returned) for the inputs it saw."""
         return self.errors | {name: UNDEFINED.format(name=name) for name, value in values.items() if value is None}
+
+    def caveats(self, values: dict[str, float | None], pairs: int) -> dict[str, str]:
+        """Why a Fréchet distance in ``values`` (what :meth:`compute` returned over ``pairs`` pairs, all
+        ranks) is not comparable with one over more pairs: it had fewer than its ``full_rank_pairs``
+        (:class:`~ldce.metrics.frechet.FID`, ``SplitFID``)."""
+        return {
+            name: RANK_DEFICIENT.format(name=name, pairs=pairs, floor=metric.full_rank_pairs, dims=metric.num_features)
+            for name, metric in self.metrics.items()
+            if isinstance(metric, (FID, SplitFID)) and values.get(name) is not None and pairs < metric.full_rank_pairs
+        }
 
     def reset(self) -> None:
         for metric in self.metrics.values():

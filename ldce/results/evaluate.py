@@ -11,7 +11,8 @@ Pairs are split over ranks by position in key order; every rank syncs every metr
 pairs, so the result does not depend on the number of processes. Rank 0 logs a table and writes
 ``<output_dir>/metrics.json``: ``pairs`` (how many), ``metrics`` (the records' flip rate, target
 confidence and L1/L2, as in ``summary.json``), ``evaluation`` (the metrics of :mod:`ldce.metrics` on
-the saved 8-bit images) and ``evaluation_errors``.
+the saved 8-bit images), ``evaluation_errors`` and ``evaluation_caveats`` (Fréchet distances over too
+few pairs for full-rank covariances: biased upward).
 
 For a run that explained every input in one go, ``metrics`` and ``evaluation`` equal those of its
 ``summary.json`` up to float round-off (the run's metrics see the same 8-bit images); a resumed run's
@@ -145,7 +146,7 @@ def table(result: dict[str, Any]) -> str:
     ]
     width = max(len(name) for name, _ in rows)
     lines = [f"{name:<{width}}  {'n/a' if value is None else f'{value:.6g}'}" for name, value in rows]
-    lines += list(result["evaluation_errors"].values())
+    lines += [*result["evaluation_errors"].values(), *result["evaluation_caveats"].values()]
     skipped = result["skipped"]["count"]
     return "\n".join(
         [f"{result['pairs']} pairs" + (f" ({skipped} skipped, see metrics.json)" if skipped else ""), *lines]
@@ -219,6 +220,7 @@ def evaluate(
         "metrics": run_means(scored),
         "evaluation": evaluator.values,
         "evaluation_errors": suite.problems(evaluator.values),
+        "evaluation_caveats": suite.caveats(evaluator.values, len(scored)),
     }
     store.write_json(folder / "metrics.json", result)
     log.info("metrics of %s:\n%s", folder, table(result))
