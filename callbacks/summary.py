@@ -158,7 +158,7 @@ class RunSummary(Callback):
             log.warning("%s", caveat)
         return {
             "evaluation": evaluation,
-            "evaluation_errors": self.suite.problems(evaluation),
+            "evaluation_errors": self.suite.problems(evaluation, made),
             "evaluation_caveats": caveats,
             "evaluation_scope": scope,
         }

@@ -44,6 +44,8 @@ GIF or TIFF, the first frame)."""
 LEFTOVERS = frozenset({"__macosx", "thumbs.db", "desktop.ini", "@eadir", "$recycle.bin", "system volume information"})
 MASK = "mask.png"
 """A sample's region mask (white: may change): the shard entry, and ``<name>.mask.png`` beside an image file."""
+MASK_SUFFIXES = tuple(f".mask.{ext}" for ext in sorted(IMAGE_EXTENSIONS, key=lambda ext: ext != "png"))
+"""The names a region mask beside an image file may end with (lower case; ``.mask.png`` first)."""
 COLUMNS = {"path": ("path", "file", "filename", "image"), "label": ("label", "class", "source"), "target": ("target",)}
 """A CSV header's names for each column (case ignored)."""
 
@@ -66,13 +68,17 @@ class ShardItem:
 
 def is_image_path(path: Path) -> bool:
     """Whether the extension of ``path`` (case-insensitive) is one of ``IMAGE_EXTENSIONS`` and it is not
-    another image's region mask (``<name>.mask.png``)."""
-    return path.suffix.lower().lstrip(".") in IMAGE_EXTENSIONS and not path.name.lower().endswith("." + MASK)
+    another image's region mask (``<name>.mask.<extension>``, case-insensitive)."""
+    name = path.name.lower()
+    return path.suffix.lower().lstrip(".") in IMAGE_EXTENSIONS and not name.endswith(MASK_SUFFIXES)
 
 
-def mask_path(image: Path) -> Path:
-    """Where the region mask of ``image`` lies: ``<name>.mask.png`` beside it."""
-    return image.with_name(f"{image.stem}.{MASK}")
+def mask_path(image: Path) -> Path | None:
+    """The region mask beside ``image``: ``<name>.mask.png``, else ``<name>.mask.<extension>`` for another
+    image extension, in lower or upper case (``None``: it has none)."""
+    names = [f"{image.stem}{suffix}" for suffix in MASK_SUFFIXES]
+    names += [f"{image.stem}{suffix.upper()}" for suffix in MASK_SUFFIXES]
+    return next((path for name in names if (path := image.with_name(name)).is_file()), None)
 
 
 def is_leftover(path: Path) -> bool:

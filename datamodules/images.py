@@ -48,7 +48,7 @@ class ImageFiles(Dataset):
         try:
             data, mask = item.path.read_bytes(), mask_path(item.path)
             image = decode_image(data, self.image_size, self.resize_mode)
-            mask = mask.read_bytes() if mask.is_file() else None
+            mask = None if mask is None else mask.read_bytes()
             region = region_mask(mask, None, data, self.image_size, self.resize_mode)
         except Exception as error:  # one unusable file costs that file, not the run
             return Failure(key, failure_reason(error), str(item.path))

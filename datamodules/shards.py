@@ -57,7 +57,7 @@ def _to_sample(item: ShardItem, index: int, key: str) -> dict:
         sample["target.cls"] = meta["target"] = item.target
     if item.class_name is not None:
         meta["class_name"] = item.class_name
-    if (mask := mask_path(item.path)).is_file():
+    if (mask := mask_path(item.path)) is not None:
         sample[MASK] = mask.read_bytes()
     return sample
 

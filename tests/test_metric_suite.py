@@ -183,17 +183,20 @@ def test_cd_is_built_from_training_labels_and_needs_the_queried_attribute(tmp_pa
         _correlation_difference(unset)
 
 
-def test_a_metric_undefined_for_too_few_inputs_says_why_and_a_defined_one_does_not():
+def test_a_metric_undefined_for_too_few_or_no_inputs_says_why_and_a_defined_one_does_not():
     suite = _suite()
+    nothing = suite.compute()
+    assert set(suite.problems(nothing, 0)) == set(nothing), "no pairs: every metric is undefined"
+    assert all("no counterfactual was made" in text for text in suite.problems(nothing, 0).values())
     suite.update(_pairs([0]))
     values = suite.compute()
     undefined = {name for name, value in values.items() if value is None}
-    assert {"fid_toy", "sfid_toy"} <= undefined and set(suite.problems(values)) == undefined
-    assert "too few" in suite.problems(values)["fid_toy"]
+    assert {"fid_toy", "sfid_toy"} <= undefined and set(suite.problems(values, 1)) == undefined
+    assert "too few" in suite.problems(values, 1)["fid_toy"]
     suite.reset()
     suite.update(_pairs([0, 1, 2, 3, 4]))
     values = suite.compute()
-    assert values["fid_toy"] is not None and "fid_toy" not in suite.problems(values)
+    assert values["fid_toy"] is not None and "fid_toy" not in suite.problems(values, 5)
 
 
 @pytest.mark.parametrize(

@@ -14,9 +14,11 @@ from cli_helpers import good_sample, ldce_here, ldce_in_process, png, records, s
 from PIL import Image
 from toy import ToyBackbone, toy_classifier, toy_images
 
+from ldce.images import region_mask
 from ldce.method import LDCEConfig, explain
 from ldce.method.region import UNCOMPOSITED, RegionConfig, RegionInputs
 from ldce.method.region.composite import composite, ladder
+from ldce.results.record import Record, RecordFiles, run_means
 from ldce.testing.models import save_tiny_clipseg
 
 CONFIG = LDCEConfig(ddim_steps=10, strength=0.6, scale=3.0)
@@ -48,6 +50,12 @@ def test_region_none_is_ldce_as_published_bit_for_bit():
 def test_given_masks_of_another_count_or_size_than_the_images_are_refused(shape):
     with pytest.raises(ValueError, match="need a region mask"):
         _explain(RegionInputs(RegionConfig(source="given"), torch.ones(shape)), toy_images(4))
+
+
+def test_a_region_that_neither_blends_nor_composites_is_refused_as_it_would_constrain_nothing():
+    with pytest.raises(ValueError, match="region.blend and region.composite are both false"):
+        RegionConfig(source="consensus", blend=False, composite=False)
+    assert not RegionConfig(source="none", blend=False, composite=False).active
 
 
 def test_outside_a_given_region_the_final_latent_is_the_originals_and_composite_pixels_are_exact():
@@ -135,6 +143,8 @@ def test_a_hard_limit_is_never_crossed_the_whole_region_is_the_last_resort():
     unconvinced = _composite(0.999, limit=limit)
     assert unconvinced.growth.tolist() == [4] and torch.equal(unconvinced.masks, limit.float())
     assert unconvinced.confident.tolist() == [False]
+    single = _composite(0.999, growth=0, limit=limit)  # one rung (10 %): the last resort is still the whole region
+    assert single.growth.tolist() == [0] and torch.equal(single.masks, limit.float())
     assert (unconvinced.images[..., 5:] == 0).all()
     convinced = _composite(0.05, limit=limit)
     assert convinced.growth.tolist() == [1] and (convinced.masks[..., 5:] == 0).all()  # 9 of 18 pixels inside
@@ -215,7 +225,8 @@ def test_segmentation_runs_end_to_end_with_a_random_clipseg_and_writes_the_regio
         assert region.mode == "L" and region.size == (32, 32)
     metrics = summary(out)["metrics"]
     assert metrics["region_share"] == pytest.approx(sum(r["region_share"] for r in done) / 2)
-    assert metrics["region_confident"] == sum(r["region_confident"] for r in done) / 2
+    counted = [r["region_confident"] for r in done if not r["already_target"]]
+    assert metrics["region_confident"] == sum(counted) / len(counted), "as the flip rate: not already at target"
     width = Image.open(out / "grid.png").width
     assert 5 * 128 < width < 6 * 128, "five enlarged tiles: original | cf | |diff| | consensus | region"
 
@@ -223,21 +234,44 @@ def test_segmentation_runs_end_to_end_with_a_random_clipseg_and_writes_the_regio
 def test_given_masks_come_beside_the_files_and_an_input_without_one_an_empty_one_or_another_size_fails_by_name(
     tmp_path,
 ):
-    images = _photos(tmp_path, count=4)
+    images = _photos(tmp_path, count=5)
     _half_mask().save(images / "p0.mask.png")
+    _half_mask().save(images / "p4.MASK.PNG")
     Image.new("L", (32, 32), 0).save(images / "p2.mask.png")
     _half_mask().resize((64, 32)).save(images / "p3.mask.png")
     config = tiny_config(tmp_path, "unused.tar", region={"source": "given", "feather": 0, "confidence": 0.0})
     out = tmp_path / "out"
     _explain_folder(images, config, "4", out)
     by_key = {r["key"]: r for r in records(out)}
-    assert set(by_key) == {"p0", "p1", "p2", "p3"}, "the mask is not an input of its own"
+    assert set(by_key) == {"p0", "p1", "p2", "p3", "p4"}, "the masks are no inputs of their own"
+    assert by_key["p4"]["status"] == "done" and by_key["p4"]["region_share"] <= 0.5, "a mask's name in any case"
     assert by_key["p1"]["status"] == "failed" and "no region mask" in by_key["p1"]["reason"]
     assert by_key["p2"]["status"] == "failed" and "lets nothing change" in by_key["p2"]["reason"]
     assert by_key["p3"]["status"] == "failed" and "64×32 pixels but its image is 32×32" in by_key["p3"]["reason"]
     done = by_key["p0"]
     assert done["status"] == "done"
     assert done["region_share"] == 1.0 if done["region_growth"] == UNCOMPOSITED else done["region_share"] <= 0.5
+
+
+def _region_record(key: str, already_target: bool, confident: bool | None) -> Record:
+    facts = {"source": 0, "target": 1, "flipped": True, "target_confidence": 0.9, "l1": 1.0, "l2": 1.0}
+    files = RecordFiles("o.png", "c.png")
+    return Record(key, "done", 0.0, files, already_target=already_target, region_confident=confident, **facts)
+
+
+def test_the_summarys_region_confident_leaves_out_inputs_already_at_their_target_as_the_flip_rate_does():
+    records = [_region_record("a", True, True), _region_record("b", False, False), _region_record("c", False, True)]
+    assert run_means(records)["region_confident"] == 0.5
+    assert "region_confident" not in run_means([_region_record("d", False, None)]), "no composite: no share"
+
+
+def test_transparent_pixels_of_a_mask_keep_the_original_whatever_colour_they_hide():
+    mask = Image.new("RGBA", (32, 32), (255, 255, 255, 0))  # transparent white: as a mask editor saves it
+    mask.paste((255, 255, 255, 255), (0, 0, 8, 32))
+    buffer = io.BytesIO()
+    mask.save(buffer, format="PNG")
+    decoded = region_mask(buffer.getvalue(), None, png(0), 32, "center_crop")
+    assert decoded.shape == (1, 32, 32) and (decoded[..., :8] == 1).all() and (decoded[..., 8:] == 0).all()
 
 
 def test_a_shard_sample_brings_its_mask_or_a_box_and_ldce_shards_packs_masks(tmp_path, capsys):

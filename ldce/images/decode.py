@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 
 ResizeMode = Literal["center_crop", "resize"]
 BACKGROUND = (255, 255, 255)
+MASK_BACKGROUND = (0, 0, 0)
+"""What transparent pixels of a region mask mean: black, keep the original."""
 """Transparent pixels are shown over white, as most viewers' default canvas."""
 ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
 SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
@@ -106,22 +108,23 @@ def _with_icc(image: Image.Image) -> Image.Image:
     return rgb
 
 
-def _composited(image: Image.Image) -> Image.Image:
-    """RGB; transparent pixels (alpha channel or ``transparency`` entry) over :data:`BACKGROUND`."""
+def _composited(image: Image.Image, background: tuple[int, int, int] = BACKGROUND) -> Image.Image:
+    """RGB; transparent pixels (alpha channel or ``transparency`` entry) over ``background``."""
     if image.mode not in ALPHA_MODES and "transparency" not in image.info:
         return image.convert("RGB")
     if image.mode in ("RGBa", "La"):
         image = image.convert("RGBA" if image.mode == "RGBa" else "LA")
     rgba = image.convert("RGBA")
-    return Image.alpha_composite(Image.new("RGBA", rgba.size, (*BACKGROUND, 255)), rgba).convert("RGB")
+    return Image.alpha_composite(Image.new("RGBA", rgba.size, (*background, 255)), rgba).convert("RGB")
 
 
-def viewable(image: Image.Image) -> Image.Image:
-    """``image`` as a viewer shows it: ``RGB``, or ``F`` in [0, 1] for high-depth gray (see module docstring)."""
+def viewable(image: Image.Image, background: tuple[int, int, int] = BACKGROUND) -> Image.Image:
+    """``image`` as a viewer shows it over ``background``: ``RGB``, or ``F`` in [0, 1] for high-depth gray
+    (see module docstring)."""
     if image.mode in (*SIXTEEN_BIT, "I", "F"):
         return _gray_to_unit(image)
     try:
-        return _composited(_with_icc(ImageOps.exif_transpose(image)))
+        return _composited(_with_icc(ImageOps.exif_transpose(image)), background)
     except (ValueError, OSError) as error:
         raise UnsupportedImage(f"mode {image.mode} cannot be converted to RGB ({error})") from error
 
@@ -154,10 +157,12 @@ def decode_image(data: bytes, size: int, mode: ResizeMode) -> torch.Tensor:
         return image_tensor(image, size, mode)
 
 
-def image_tensor(image: Image.Image, size: int, mode: ResizeMode) -> torch.Tensor:
+def image_tensor(
+    image: Image.Image, size: int, mode: ResizeMode, background: tuple[int, int, int] = BACKGROUND
+) -> torch.Tensor:
     """A Pillow image of any mode → ``FloatTensor (3, size, size)`` in [0, 1], as a viewer shows it
-    (see the module docstring), fitted by ``mode``."""
-    shown = fit(viewable(image), size, mode)
+    (see the module docstring; transparent pixels over ``background``), fitted by ``mode``."""
+    shown = fit(viewable(image, background), size, mode)
     if shown.mode == "F":
         gray = torch.from_numpy(np.asarray(shown, dtype=np.float32).copy()).clamp_(0.0, 1.0)
         return gray.expand(3, -1, -1).contiguous()
@@ -173,9 +178,10 @@ def shown_size(data: bytes) -> tuple[int, int]:
 
 
 def decode_mask(data: bytes, image: bytes, size: int, mode: ResizeMode) -> torch.Tensor:
-    """A region mask image (white: may change; any mode) → ``FloatTensor (1, size, size)`` in [0, 1],
-    fitted by ``mode`` as its image (encoded bytes) is. ``ValueError`` when the mask and the image, as a
-    viewer shows them, differ in size (fitted apart, they would not line up)."""
+    """A region mask image (white: may change; any mode; transparent pixels count as black, keep) →
+    ``FloatTensor (1, size, size)`` in [0, 1], fitted by ``mode`` as its image (encoded bytes) is.
+    ``ValueError`` when the mask and the image, as a viewer shows them, differ in size (fitted apart, they
+    would not line up)."""
     if (mask_size := shown_size(data)) != (image_size := shown_size(image)):
         raise ValueError(
             f"the region mask is {mask_size[0]}×{mask_size[1]} pixels but its image is "
@@ -183,7 +189,7 @@ def decode_mask(data: bytes, image: bytes, size: int, mode: ResizeMode) -> torch
         )
     with _opened(data) as picture:
         picture.load()
-        return image_tensor(picture, size, mode).mean(0, keepdim=True)
+        return image_tensor(picture, size, mode, MASK_BACKGROUND).mean(0, keepdim=True)
 
 
 def box_mask(data: bytes, box: list[float], size: int, mode: ResizeMode) -> torch.Tensor:

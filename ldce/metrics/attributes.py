@@ -51,7 +51,8 @@ class CD(Metric):
     ``ρ_a``: correlation of attribute a with the queried attribute q in the training labels
     (:func:`train_correlations`); ``ρ'_a = corr_i(δ_a, δ_q)`` with ``δ_a = d_a(x'_i) − d_a(x_i)`` ∈
     {−1, 0, 1} the change of the oracle's decision over the counterfactual pairs (0 where a change
-    never varies, as ACE's ``compute_CD.py``). State: the sums of ``δ``, ``δ²`` and ``δ·δ_q``.
+    never varies, as ACE's ``compute_CD.py``). State: the sums of ``δ``, ``δ²`` and ``δ·δ_q``. Undefined
+    (NaN) without pairs.
     """
 
     full_state_update = False
@@ -75,6 +76,9 @@ class CD(Metric):
         self.count += len(delta)
 
     def compute(self) -> Tensor:
+        """``CD`` (0-dim float64); NaN without pairs (nothing changed, nothing to correlate)."""
+        if self.count == 0:
+            return torch.tensor(float("nan"), dtype=torch.float64)
         q = self.query
         ours = pearson(self.sum, self.sum[q], self.sum_sq, self.sum_sq[q], self.sum_with_query, self.count)
         return (self.correlations.to(ours) - ours).abs().sum()

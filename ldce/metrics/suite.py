@@ -73,6 +73,7 @@ RANK_DEFICIENT = (
 )
 
 
+UNSCORED = "metric {name} has nothing to score: no counterfactual was made"
 UNDEFINED = (
     "metric {name} is undefined for these inputs: too few (a Fréchet distance needs at least 2 images on "
     "each side, sFID 2 in each half)"
@@ -113,10 +114,12 @@ class MetricSuite(nn.Module):
                 values[name] = None if math.isnan(value) else value
         return values
 
-    def problems(self, values: dict[str, float | None]) -> dict[str, str]:
-        """Why a metric has no value: it could not be built (``errors``) or is undefined (``None`` in
-        ``values``, what :meth:`compute` returned) for the inputs it saw."""
-        return self.errors | {name: UNDEFINED.format(name=name) for name, value in values.items() if value is None}
+    def problems(self, values: dict[str, float | None], pairs: int) -> dict[str, str]:
+        """Why a metric has no value: it could not be built (``errors``), or is undefined (``None`` in
+        ``values``, what :meth:`compute` returned over ``pairs`` pairs, all ranks) — for no pairs at all, or
+        too few."""
+        reason = UNSCORED if pairs == 0 else UNDEFINED
+        return self.errors | {name: reason.format(name=name) for name, value in values.items() if value is None}
 
     def caveats(self, values: dict[str, float | None], pairs: int) -> dict[str, str]:
         """Why a Fréchet distance in ``values`` (what :meth:`compute` returned over ``pairs`` pairs, all

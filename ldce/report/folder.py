@@ -28,6 +28,7 @@ HIGHER_IS_BETTER = {
     "l1": Closeness.higher_is_better,
     "l2": Closeness.higher_is_better,
     "region_share": False,  # a smaller region: a more local explanation
+    "region_confident": True,  # more composites convinced the classifier as asked
     "cout": COUT.higher_is_better,
     "lpips": LPIPS.higher_is_better,
     "s3": CosineSimilarity.higher_is_better,

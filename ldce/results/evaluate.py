@@ -219,7 +219,7 @@ def evaluate(
         "skipped": {"count": len(skipped), "items": [asdict(u) for u in skipped]},
         "metrics": run_means(scored),
         "evaluation": evaluator.values,
-        "evaluation_errors": suite.problems(evaluator.values),
+        "evaluation_errors": suite.problems(evaluator.values, len(scored)),
         "evaluation_caveats": suite.caveats(evaluator.values, len(scored)),
     }
     store.write_json(folder / "metrics.json", result)

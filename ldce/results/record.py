@@ -163,7 +163,7 @@ def run_means(records: list[Record]) -> dict[str, float | None]:
     """Means over the records of the run's own facts: ``flipped`` (as flip_rate, over the inputs not
     already at their target), ``target_confidence``, ``l1``, ``l2`` and, where records have a region,
     their ``region_share`` and the share ``region_confident`` of their composites that reached the
-    region's ``confidence``."""
+    region's ``confidence`` (over the inputs not already at their target, as the flip rate)."""
     values = {
         "flip_rate": [float(r.flipped) for r in records if not r.already_target],
         "target_confidence": [r.target_confidence for r in records],
@@ -172,7 +172,9 @@ def run_means(records: list[Record]) -> dict[str, float | None]:
     }
     regions = {
         "region_share": [r.region_share for r in records if r.region_share is not None],
-        "region_confident": [float(r.region_confident) for r in records if r.region_confident is not None],
+        "region_confident": [
+            float(r.region_confident) for r in records if r.region_confident is not None and not r.already_target
+        ],
     }
     means = {name: math.fsum(v) / len(v) if v else None for name, v in values.items()}
     return means | {name: math.fsum(v) / len(v) for name, v in regions.items() if v}

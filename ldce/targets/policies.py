@@ -59,7 +59,7 @@ class FromSample(TargetPolicy):
             self.fallback.check(num_classes)
 
     def missing(self, source: int) -> str:
-        return "the input carries no target (give one per input, --target, or model.targets)"
+        return "the input carries no target (give one per input, or --model.targets; ldce explain: --target)"
 
 
 class FixedTarget(TargetPolicy):

@@ -12,7 +12,8 @@ upsampled; 0: never changes). For ``k = 0 … K`` (``K = growth``) and the sampl
 (``q_K = 1``, the whole region, for ``K ≥ 1``; ``K = 0`` has the one rung ``q_0``.) A sample that never
 reaches ``confidence`` takes the largest ``x_k`` the classifier calls the target, so more confidence
 never means a smaller change. Failing that, it keeps the uncomposited ``x_cf`` (growth −1) — unless the
-region is a hard ``limit`` (``given``, ``segmentation``): then ``x_K``, whatever the classifier says.
+region is a hard ``limit`` (``given``, ``segmentation``): then the whole region's composite (``q = 1``,
+reported as growth ``K``), whatever the classifier says.
 """
 
 from __future__ import annotations
@@ -93,9 +94,6 @@ def composite(
             largest_flip[i] = (k, candidate[i], mask[i])
         settled = pending & hits & (target_probability(logits, targets) >= confidence)
         confident |= settled
-        if limit is not None and k == growth:  # a hard limit: the whole region when nothing flips
-            unflipped = torch.tensor([i not in largest_flip for i in range(len(targets))], device=pending.device)
-            settled |= pending & unflipped
         final[settled], masks[settled], used[settled] = candidate[settled], mask[settled], k
         pending &= ~settled
         if not pending.any():
@@ -103,4 +101,9 @@ def composite(
     for i in pending.nonzero().squeeze(1).tolist():
         if i in largest_flip:
             used[i], final[i], masks[i] = largest_flip[i]
+            pending[i] = False
+    if limit is not None and pending.any():  # a hard limit: the whole region when nothing flips
+        whole = top_share_mask(score, 1.0, feather) * limit.float()
+        final[pending] = (whole * counterfactuals + (1 - whole) * images)[pending]
+        masks[pending], used[pending] = whole[pending], growth
     return Composite(final, masks, used, confident)

@@ -41,17 +41,20 @@ class RegionConfig:
             denoising (the composite of ``given`` and ``segmentation`` stays inside their pixels).
         blend: keep the original's trajectory outside the region during denoising (RePaint-style);
             false: the region acts through the composite only.
-        warmup: guided steps before the region is applied during denoising (unconstrained until then).
+        warmup: guided steps before the region is applied during denoising (unconstrained until then;
+            the final latent keeps the original outside the region whatever ``warmup`` is).
         composite: compose the final image as ``M ⊙ x_cf + (1 − M) ⊙ x`` with ``M`` the top share of the
             changed pixels inside the region, feathered, the share growing until the classifier is
-            convinced (``ldce.method.region.composite``).
+            convinced (``ldce.method.region.composite``); false: the region constrains the latent only
+            (the decoder may still change pixels outside it). ``blend`` or ``composite`` must be true.
         feather: width in pixels of the soft edge of ``M`` (a box blur: ``M`` is exactly 0 farther out).
         composite_share: the share of the changed pixels of the region the composite starts from.
-        growth: rungs of the composite's ladder of shares, from ``composite_share`` up to the whole region
-            (0: ``composite_share`` only).
-        confidence: the probability of the target the composite must reach (else the largest rung that
-            flips, else the uncomposited counterfactual — for ``given`` and ``segmentation``, whose
-            pixels at or above ``threshold`` are a hard limit, the change inside the whole region).
+        growth: the composite's ladder has ``growth + 1`` geometric shares, from ``composite_share`` up to
+            the whole region (0: ``composite_share`` only, else the uncomposited counterfactual).
+        confidence: the probability of the target (also the classifier's argmax) the composite must
+            reach (else the largest rung that flips, else the uncomposited counterfactual — for ``given``
+            and ``segmentation``, whose pixels at or above ``threshold`` are a hard limit, the change inside
+            the whole region).
             Higher: larger changes, never smaller.
         mask_alpha: ``segmentation``: the sharpness of the sigmoid (the original's ``mask_alpha``).
     """
@@ -71,6 +74,11 @@ class RegionConfig:
 
     def __post_init__(self) -> None:
         check_fields(self)
+        if self.active and not (self.blend or self.composite):
+            raise ValueError(
+                f"region.blend and region.composite are both false: a {self.source!r} region would constrain "
+                "nothing (set one true, or source: none)"
+            )
 
     @property
     def active(self) -> bool:
