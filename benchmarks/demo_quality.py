@@ -161,7 +161,10 @@ def table(title: str, rows: dict[str, dict[str, Tensor]]) -> str:
     first = next(iter(rows.values()))
     count, already = len(first["flip"]), int((1 - first["open"]).sum())
     columns = ("flip rate", "indep. agrees", "indep. = source", "L1", "L2", "COUT", "FID (judge)", "changed")
-    header = f"{'method':<26} " + " ".join(f"{name:>{width}}" for name, width in zip(columns, WIDTHS, strict=True))
+    name_width = max(26, *(len(name) for name in rows))
+    header = f"{'method':<{name_width}} " + " ".join(
+        f"{name:>{width}}" for name, width in zip(columns, WIDTHS, strict=True)
+    )
     lines = [
         f"{title} ({count} images; flip rate over the {count - already} not already called the target)",
         header,
@@ -169,7 +172,7 @@ def table(title: str, rows: dict[str, dict[str, Tensor]]) -> str:
     for name, s in rows.items():
         rate = flip_rate(s)
         lines.append(
-            f"{name:<26} {rate:>9.1%} {s['agree'].mean():>13.1%} {s['source'].mean():>15.1%} "
+            f"{name:<{name_width}} {rate:>9.1%} {s['agree'].mean():>13.1%} {s['source'].mean():>15.1%} "
             f"{s['l1'].mean():>7.1f} {s['l2'].mean():>6.2f} {float(s['cout']):>6.3f} {float(s['fid']):>11.2f} "
             f"{s['changed'].mean():>8.1%}"
         )

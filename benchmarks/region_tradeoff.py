@@ -1,6 +1,6 @@
 """What a region buys and costs: closeness and judge-space FID against judge agreement, on the held-out 200.
 
-    python benchmarks/region_tradeoff.py                  # every row (~14 min on 2 cores)
+    python benchmarks/region_tradeoff.py                  # every row (last run: 36 min, 2 cores shared)
     python benchmarks/region_tradeoff.py --heldout 48 --rows "LDCE" "consensus, c .8"
 
 Plain LDCE and region-constrained LDCE (``source: consensus`` and ``gradient``) over the classifier
@@ -124,11 +124,14 @@ def plot(points: dict[str, dict[str, float]], path: Path) -> None:
         high = max(p[key] for p in shown.values()) * 1.08
         low = min(min(p["agree"] for p in shown.values()) * 100 - 3, BAR["agree"] * 100 - 5)
         axis.fill_between([BAR["agree"] * 100, 100], 0, BAR[key], color="tab:green", alpha=0.15)
+        placed: list[tuple[float, float]] = []
         for name, p in shown.items():  # the reference's L1 compares unrelated images: not drawn
-            axis.scatter(p["agree"] * 100, p[key], s=70, zorder=3, **style(name, p["flip"]))
-            axis.annotate(
-                str(numbered[name]), (p["agree"] * 100, p[key]), fontsize=8, xytext=(5, 3), textcoords="offset points"
-            )
+            x, y = p["agree"] * 100, p[key]
+            axis.scatter(x, y, s=70, zorder=3, **style(name, p["flip"]))
+            crowded = any(abs(x - u) < 1.5 and abs(y - v) < 0.04 * high for u, v in placed)
+            offset = (-14, -11) if crowded else (5, 3)  # a label next to an earlier one goes below left
+            axis.annotate(str(numbered[name]), (x, y), fontsize=8, xytext=offset, textcoords="offset points")
+            placed.append((x, y))
         axis.set(xlabel="judge agrees with the target (%)", ylabel=label, ylim=(0, high), xlim=(low, 100))
         axis.grid(alpha=0.3)
     axes[0].set_title(
