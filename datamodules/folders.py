@@ -30,22 +30,16 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from ldce.checks import class_index
 from ldce.classifiers.names import normalised
+from ldce.datamodules.masks import IMAGE_EXTENSIONS, is_mask_path, masks_beside
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "ppm", "pgm", "pbm", "pnm", "bmp", "gif", "tif", "tiff")
-"""Image entries a sample may carry; the reader takes the first present, in this order (of a multi-frame
-GIF or TIFF, the first frame)."""
 LEFTOVERS = frozenset({"__macosx", "thumbs.db", "desktop.ini", "@eadir", "$recycle.bin", "system volume information"})
-MASK = "mask.png"
-"""A sample's region mask (white: may change): the shard entry, and ``<name>.mask.png`` beside an image file."""
-MASK_SUFFIXES = tuple(f".mask.{ext}" for ext in sorted(IMAGE_EXTENSIONS, key=lambda ext: ext != "png"))
-"""The names a region mask beside an image file may end with (lower case; ``.mask.png`` first)."""
 COLUMNS = {"path": ("path", "file", "filename", "image"), "label": ("label", "class", "source"), "target": ("target",)}
 """A CSV header's names for each column (case ignored)."""
 
@@ -55,7 +49,8 @@ class ShardItem:
     """One image: its file, its path relative to its source, and optional labels.
 
     ``index``: the image's index in its data set when that is not its position in the shards (e.g.
-    ImageNet's folder order, which published target mappings index, written in block order).
+    ImageNet's folder order, which published target mappings index, written in block order); ``mask``:
+    the region mask file beside it (:mod:`ldce.datamodules.masks`).
     """
 
     path: Path
@@ -64,21 +59,13 @@ class ShardItem:
     target: int | None = None
     class_name: str | None = None
     index: int | None = None
+    mask: Path | None = None
 
 
 def is_image_path(path: Path) -> bool:
     """Whether the extension of ``path`` (case-insensitive) is one of ``IMAGE_EXTENSIONS`` and it is not
-    another image's region mask (``<name>.mask.<extension>``, case-insensitive)."""
-    name = path.name.lower()
-    return path.suffix.lower().lstrip(".") in IMAGE_EXTENSIONS and not name.endswith(MASK_SUFFIXES)
-
-
-def mask_path(image: Path) -> Path | None:
-    """The region mask beside ``image``: ``<name>.mask.png``, else ``<name>.mask.<extension>`` for another
-    image extension, in lower or upper case (``None``: it has none)."""
-    names = [f"{image.stem}{suffix}" for suffix in MASK_SUFFIXES]
-    names += [f"{image.stem}{suffix.upper()}" for suffix in MASK_SUFFIXES]
-    return next((path for name in names if (path := image.with_name(name)).is_file()), None)
+    another image's region mask (:func:`ldce.datamodules.masks.is_mask_path`)."""
+    return path.suffix.lower().lstrip(".") in IMAGE_EXTENSIONS and not is_mask_path(path)
 
 
 def is_leftover(path: Path) -> bool:
@@ -97,7 +84,7 @@ def _files(folder: Path, recursive: bool) -> list[Path]:
             continue
         if is_image_path(path):
             found.append(path)
-        elif path.name.lower().endswith("." + MASK):
+        elif is_mask_path(path):
             continue  # a region mask, read with its image
         else:
             others[path.suffix.lower() or "(no extension)"] += 1
@@ -265,7 +252,13 @@ def _list_items(source: Path, class_names: Sequence[str] | None, root: Path | No
 def collect_items(
     source: Path | str, class_names: Sequence[str] | None = None, root: Path | None = None
 ) -> list[ShardItem]:
-    """The images of one source (see the module docstring), in a stable order."""
+    """The images of one source (see the module docstring), in a stable order, each with its region mask."""
+    items = _items(source, class_names, root)
+    masks = masks_beside(item.path for item in items)
+    return [replace(item, mask=masks.get(item.path)) for item in items]
+
+
+def _items(source: Path | str, class_names: Sequence[str] | None, root: Path | None) -> list[ShardItem]:
     text = str(source)
     path = Path(source)
     if path.is_dir():

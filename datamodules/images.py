@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 from ldce.checks import validated
 from ldce.classifiers.names import read_class_names
 from ldce.datamodules.batch import UNKNOWN, Decoded, DoneInputs, Failure, Skipped, already_done, collate, failure_reason
-from ldce.datamodules.folders import ShardItem, collect_items, mask_path
+from ldce.datamodules.folders import ShardItem, collect_items
 from ldce.datamodules.keys import unique_keys
 from ldce.images import ResizeMode, decode_image, region_mask
 
@@ -46,9 +46,9 @@ class ImageFiles(Dataset):
         if already_done(self.done, key, label, target):
             return Skipped(key)
         try:
-            data, mask = item.path.read_bytes(), mask_path(item.path)
+            data = item.path.read_bytes()
             image = decode_image(data, self.image_size, self.resize_mode)
-            mask = None if mask is None else mask.read_bytes()
+            mask = None if item.mask is None else item.mask.read_bytes()
             region = region_mask(mask, None, data, self.image_size, self.resize_mode)
         except Exception as error:  # one unusable file costs that file, not the run
             return Failure(key, failure_reason(error), str(item.path))

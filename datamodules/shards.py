@@ -7,7 +7,8 @@ gets a hash of the path appended), the image bytes unchanged under their lower-c
 (label) and ``target.cls`` where known — unlabelled inputs have neither, and target policies that need
 no label (``SecondMostLikely``, ``FixedTarget``) explain them — and ``json``
 ``{"index", "path", "label"?, "target"?, "class_name"?}`` (``index``: the item's own, else its position);
-an image's region mask ``<name>.mask.png`` beside it goes in as ``mask.png`` (``model.region``).
+an image's region mask ``<name>.mask.<image extension>`` beside it (any case) goes in as ``mask.png``
+(``model.region``).
 A shard appears under its name only once complete, so an interrupted run leaves no truncated shard
 behind; shards of an earlier, longer run that this one did not overwrite are named in a warning.
 
@@ -29,15 +30,9 @@ from jsonargparse.typing import PositiveInt
 
 from ldce.checks import ArgumentParser, check
 from ldce.classifiers.names import read_class_names
-from ldce.datamodules.folders import (
-    IMAGE_EXTENSIONS,
-    MASK,
-    ShardItem,
-    collect_items,
-    is_image_path,
-    mask_path,
-)
+from ldce.datamodules.folders import ShardItem, collect_items, is_image_path
 from ldce.datamodules.keys import unique_keys
+from ldce.datamodules.masks import IMAGE_EXTENSIONS, MASK
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +52,8 @@ def _to_sample(item: ShardItem, index: int, key: str) -> dict:
         sample["target.cls"] = meta["target"] = item.target
     if item.class_name is not None:
         meta["class_name"] = item.class_name
-    if (mask := mask_path(item.path)) is not None:
-        sample[MASK] = mask.read_bytes()
+    if item.mask is not None:
+        sample[MASK] = item.mask.read_bytes()
     return sample
 
 

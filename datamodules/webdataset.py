@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader
 
 from ldce.checks import class_index, validated
 from ldce.datamodules.batch import UNKNOWN, Decoded, DoneInputs, Failure, Skipped, already_done, collate, failure_reason
-from ldce.datamodules.folders import IMAGE_EXTENSIONS, MASK
+from ldce.datamodules.masks import IMAGE_EXTENSIONS, MASK
 from ldce.datamodules.tar_reading import (
     FAILURE,
     ORIGINAL_KEY,

@@ -13,7 +13,8 @@ import webdataset
 from PIL import Image
 
 from ldce.datamodules.batch import InputBatch
-from ldce.datamodules.folders import IMAGE_EXTENSIONS, collect_items
+from ldce.datamodules.folders import collect_items
+from ldce.datamodules.masks import IMAGE_EXTENSIONS
 from ldce.datamodules.shards import main, write_shards
 from ldce.datamodules.webdataset import RankSplitter, WebDatasetDataModule, expand_urls
 

@@ -171,3 +171,18 @@ def test_a_class_name_in_a_list_without_class_names_says_names_need_them(tmp_pat
     (tmp_path / "list.csv").write_text("boot.png,Ankle boot\n")
     with pytest.raises(ValueError, match="list.csv:1: invalid label 'Ankle boot' .*labels given as names need"):
         collect_items(tmp_path / "list.csv")
+
+
+def test_region_masks_beside_images_are_found_in_any_case_and_extension_and_are_no_inputs(tmp_path, caplog):
+    for name in ("a.png", "b.PNG", "c.png"):
+        (tmp_path / name).write_bytes(png(0))
+    for name in ("a.Mask.JPG", "b.mask.png"):
+        (tmp_path / name).write_bytes(png(1))
+    with caplog.at_level(logging.WARNING):
+        items = collect_items(tmp_path)
+    assert {i.relpath: None if i.mask is None else i.mask.name for i in items} == {
+        "a.png": "a.Mask.JPG",
+        "b.PNG": "b.mask.png",
+        "c.png": None,
+    }
+    assert "skipped" not in caplog.text, "a mask file is neither an input nor a stray file"

@@ -145,6 +145,9 @@ def test_a_hard_limit_is_never_crossed_the_whole_region_is_the_last_resort():
     assert unconvinced.confident.tolist() == [False]
     single = _composite(0.999, growth=0, limit=limit)  # one rung (10 %): the last resort is still the whole region
     assert single.growth.tolist() == [0] and torch.equal(single.masks, limit.float())
+    assert single.confident.tolist() == [False]
+    convinced_whole = _composite(0.4, growth=0, limit=limit)  # the 10 % rung fails, the whole half convinces
+    assert torch.equal(convinced_whole.masks, limit.float()) and convinced_whole.confident.tolist() == [True]
     assert (unconvinced.images[..., 5:] == 0).all()
     convinced = _composite(0.05, limit=limit)
     assert convinced.growth.tolist() == [1] and (convinced.masks[..., 5:] == 0).all()  # 9 of 18 pixels inside
@@ -236,7 +239,7 @@ def test_given_masks_come_beside_the_files_and_an_input_without_one_an_empty_one
 ):
     images = _photos(tmp_path, count=5)
     _half_mask().save(images / "p0.mask.png")
-    _half_mask().save(images / "p4.MASK.PNG")
+    _half_mask().save(images / "p4.Mask.Png")
     Image.new("L", (32, 32), 0).save(images / "p2.mask.png")
     _half_mask().resize((64, 32)).save(images / "p3.mask.png")
     config = tiny_config(tmp_path, "unused.tar", region={"source": "given", "feather": 0, "confidence": 0.0})

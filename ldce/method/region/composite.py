@@ -106,4 +106,6 @@ def composite(
         whole = top_share_mask(score, 1.0, feather) * limit.float()
         final[pending] = (whole * counterfactuals + (1 - whole) * images)[pending]
         masks[pending], used[pending] = whole[pending], growth
+        logits = classifier(final)  # with growth 0 the whole region was no rung: it may still convince
+        confident |= pending & (predict(logits) == targets) & (target_probability(logits, targets) >= confidence)
     return Composite(final, masks, used, confident)
