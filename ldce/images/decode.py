@@ -169,11 +169,10 @@ def image_tensor(
     return from_uint8(np.array(shown, dtype=np.uint8)).permute(2, 0, 1).contiguous()
 
 
-def shown_size(data: bytes) -> tuple[int, int]:
-    """``(width, height)`` of encoded image bytes as a viewer shows them (EXIF rotations applied)."""
-    with _opened(data) as image:
-        width, height = image.size
-        turned = image.getexif().get(ExifTags.Base.Orientation, 1) in (5, 6, 7, 8)
+def _shown_size(image: Image.Image) -> tuple[int, int]:
+    """``(width, height)`` of an opened image as a viewer shows it (EXIF rotations applied)."""
+    width, height = image.size
+    turned = image.getexif().get(ExifTags.Base.Orientation, 1) in (5, 6, 7, 8)
     return (height, width) if turned else (width, height)
 
 
@@ -182,12 +181,12 @@ def decode_mask(data: bytes, image: bytes, size: int, mode: ResizeMode) -> torch
     ``FloatTensor (1, size, size)`` in [0, 1], fitted by ``mode`` as its image (encoded bytes) is.
     ``ValueError`` when the mask and the image, as a viewer shows them, differ in size (fitted apart, they
     would not line up)."""
-    if (mask_size := shown_size(data)) != (image_size := shown_size(image)):
-        raise ValueError(
-            f"the region mask is {mask_size[0]}×{mask_size[1]} pixels but its image is "
-            f"{image_size[0]}×{image_size[1]}: draw the mask at the image's size"
-        )
-    with _opened(data) as picture:
+    with _opened(data) as picture, _opened(image) as original:
+        if (mask_size := _shown_size(picture)) != (image_size := _shown_size(original)):
+            raise ValueError(
+                f"the region mask is {mask_size[0]}×{mask_size[1]} pixels but its image is "
+                f"{image_size[0]}×{image_size[1]}: draw the mask at the image's size"
+            )
         picture.load()
         return image_tensor(picture, size, mode, MASK_BACKGROUND).mean(0, keepdim=True)
 

@@ -54,14 +54,17 @@ class FID(Metric):
     def __init__(self, num_features: int) -> None:
         super().__init__()
         self.num_features = num_features
-        self.full_rank_pairs = num_features + 1
-        """Pairs from which each side's covariance can have full rank ``D``."""
         for side in ("real", "fake"):
             self.add_state(f"{side}_sum", torch.zeros(num_features, dtype=torch.float64), dist_reduce_fx="sum")
             self.add_state(
                 f"{side}_outer", torch.zeros(num_features, num_features, dtype=torch.float64), dist_reduce_fx="sum"
             )
         self.add_state("count", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+
+    @property
+    def full_rank_pairs(self) -> int:
+        """Pairs from which each side's covariance can have full rank ``D``."""
+        return self.num_features + 1
 
     def update(self, original: Tensor, counterfactual: Tensor) -> None:
         """original, counterfactual: features ``(B, D)`` of the pairs."""
@@ -125,9 +128,12 @@ class SplitFID(Metric):
     def __init__(self, num_features: int) -> None:
         super().__init__()
         self.num_features = num_features
-        self.full_rank_pairs = 2 * (num_features + 1)
-        """Pairs from which each half's covariance can have full rank ``D``."""
         self.add_state("rows", [], dist_reduce_fx="cat")
+
+    @property
+    def full_rank_pairs(self) -> int:
+        """Pairs from which each half's covariance can have full rank ``D``."""
+        return 2 * (self.num_features + 1)
 
     def update(self, original: Tensor, counterfactual: Tensor, classes: Tensor, keys: Sequence[str]) -> None:
         """original, counterfactual: features ``(B, D)``; classes: ``(B,)``; keys: B sample keys."""

@@ -64,6 +64,19 @@ def ladder(share: float, growth: int) -> list[float]:
     return [share ** (1 - k / growth) for k in range(growth + 1)] if growth else [share]
 
 
+def _rung(
+    images: Tensor, counterfactuals: Tensor, score: Tensor, share: float, feather: int, limit: Tensor | None
+) -> tuple[Tensor, Tensor]:
+    """``(M, x)`` of one share ``q``: the mask ``(B, 1, H, W)`` and its composite ``(B, 3, H, W)``."""
+    mask = top_share_mask(score, share, feather) * (1.0 if limit is None else limit.float())
+    return mask, mask * counterfactuals + (1 - mask) * images
+
+
+def _convinced(logits: Tensor, targets: Tensor, confidence: float) -> Tensor:
+    """bool ``(B,)``: the classifier calls the target, with ``p(y_t) ≥ confidence``."""
+    return (predict(logits) == targets) & (target_probability(logits, targets) >= confidence)
+
+
 @torch.no_grad()
 def composite(
     images: Tensor,
@@ -86,13 +99,11 @@ def composite(
     largest_flip: dict[int, tuple[int, Tensor, Tensor]] = {}
     pending = torch.ones_like(targets, dtype=torch.bool)
     for k, q in enumerate(ladder(share, growth)):
-        mask = top_share_mask(score, q, feather) * (1.0 if limit is None else limit.float())
-        candidate = mask * counterfactuals + (1 - mask) * images
+        mask, candidate = _rung(images, counterfactuals, score, q, feather, limit)
         logits = classifier(candidate)
-        hits = predict(logits) == targets
-        for i in (pending & hits).nonzero().squeeze(1).tolist():
+        for i in (pending & (predict(logits) == targets)).nonzero().squeeze(1).tolist():
             largest_flip[i] = (k, candidate[i], mask[i])
-        settled = pending & hits & (target_probability(logits, targets) >= confidence)
+        settled = pending & _convinced(logits, targets, confidence)
         confident |= settled
         final[settled], masks[settled], used[settled] = candidate[settled], mask[settled], k
         pending &= ~settled
@@ -103,9 +114,8 @@ def composite(
             used[i], final[i], masks[i] = largest_flip[i]
             pending[i] = False
     if limit is not None and pending.any():  # a hard limit: the whole region when nothing flips
-        whole = top_share_mask(score, 1.0, feather) * limit.float()
-        final[pending] = (whole * counterfactuals + (1 - whole) * images)[pending]
-        masks[pending], used[pending] = whole[pending], growth
-        logits = classifier(final)  # with growth 0 the whole region was no rung: it may still convince
-        confident |= pending & (predict(logits) == targets) & (target_probability(logits, targets) >= confidence)
+        whole, candidate = _rung(images, counterfactuals, score, 1.0, feather, limit)
+        final[pending], masks[pending], used[pending] = candidate[pending], whole[pending], growth
+        # with growth 0 the whole region was no rung: it may still convince
+        confident[pending] = _convinced(classifier(candidate[pending]), targets[pending], confidence)
     return Composite(final, masks, used, confident)
